@@ -1,0 +1,5 @@
+import sys
+
+from tssl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The authors' optimisation recipe: AdamW (weight decay 0.01), global grad-norm clip 1, weights clamped to
+[-4, 4] after every step (spec section 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+WEIGHT_DECAY = 0.01
+GRAD_CLIP_NORM = 1.0
+WEIGHT_CLAMP = 4.0
+
+
+def make_optimizer(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0; got {lr}")
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
+
+
+def clip_and_step(params: list[nn.Parameter], optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """Clip the global gradient norm to 1, step, clamp the weights; returns the norm before clipping."""
+    total_norm = torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
+    optimizer.step()
+    with torch.no_grad():
+        for param in params:
+            param.clamp_(-WEIGHT_CLAMP, WEIGHT_CLAMP)
+    return total_norm
+
+
+def train_step(
+    net: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step of the recipe; returns (loss, output traces)."""
+    optimizer.zero_grad(set_to_none=True)
+    output = net(inputs)
+    loss = loss_fn(output, labels)
+    loss.backward()
+    clip_and_step([p for p in net.parameters() if p.grad is not None], optimizer)
+    return loss.detach(), output.detach()
