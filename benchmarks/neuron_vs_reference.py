@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_loop import reference_over_tensor  # noqa: E402
+from tssl.neuron import tsslbp_neuron
 
-from tssl.neuron import tsslbp_neuron  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 TAU = {5: (5.0, 3.0), 30: (8.0, 4.0)}
 
@@ -34,6 +33,9 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, default=32768)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    sys.path.insert(0, str(TESTS))
+    from reference_loop import reference_over_tensor
+
     generator = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.neurons} neurons, float64")
     print(f"{'T':>3} {'engine ms':>10} {'reference ms':>13} {'ratio':>8}")
