@@ -5,18 +5,31 @@ Every method builds the same architecture from a :class:`ModelConfig`, maps inpu
 prediction, the optimiser recipe, data and the training loop are shared (``tssl.losses``, ``tssl.recipe``,
 ``tssl.train``) and never re-implemented by a method. Adding a method is one module plus one entry in
 ``METHODS``.
+
+A method trains with a :class:`Recipe`: ``matched`` is TSSL-BP's own (the task's loss on the output traces,
+AdamW, spec section 3); ``native`` is the framework's documented recipe where that differs (its usual loss,
+readout and optimiser, cited where it is defined). Ask for one with ``get_method(name, recipe="native")``;
+``training_recipe(method, config, task_loss)`` gives the loss and optimiser to train with, and provenance
+records which recipe ran. For the native engine the two coincide.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from tssl.network import build_network
+from tssl.recipe import make_optimizer
+
+RECIPES = ("matched", "native")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+OptimizerFactory = Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
 
 
 @dataclass(frozen=True)
@@ -53,11 +66,56 @@ class Method(Protocol):
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """How a method trains: the loss on its outputs ``[T, B, classes]`` (summed over the batch, as the shared
+    loop expects) and the optimiser at the task's learning rate. ``details`` goes into the run record."""
+
+    name: str  # "matched" or "native"
+    loss: LossFn
+    make_optimizer: OptimizerFactory
+    details: dict = field(default_factory=dict)
+
+
+def check_recipe(recipe: str) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe {recipe!r} is unknown; allowed: {', '.join(RECIPES)}")
+
+
+def matched_recipe(task_loss: LossFn, name: str = "matched", **details) -> Recipe:
+    """TSSL-BP's recipe (spec section 3): the task's loss on the output traces, AdamW (weight decay 0.01)."""
+    return Recipe(
+        name,
+        task_loss,
+        make_optimizer,
+        {
+            "loss": f"task loss ({type(task_loss).__name__}) on the output PSP traces",
+            "readout": "argmax of the summed output trace",
+            "optimizer": "AdamW(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)",
+            "source": "TSSL-BP (Zhang & Li, NeurIPS 2020), docs/tsslbp-spec.md section 3",
+            **details,
+        },
+    )
+
+
+def training_recipe(method: Method, config: ModelConfig, task_loss: LossFn) -> Recipe:
+    """The loss and optimiser ``method`` trains with; methods without a ``training_recipe`` use TSSL-BP's."""
+    own = getattr(method, "training_recipe", None)
+    return own(config, task_loss) if own is not None else matched_recipe(task_loss)
+
+
+@dataclass(frozen=True)
 class NativeMethod:
-    """The native engine with the TSSL-BP rule (``tsslbp``) or a plain sigmoid surrogate (``surrogate``)."""
+    """The native engine with the TSSL-BP rule (``tsslbp``) or a plain sigmoid surrogate (``surrogate``).
+
+    TSSL-BP's recipe is this engine's own, so ``recipe="native"`` and ``"matched"`` train the same way.
+    """
 
     name: str
     grad: str
+    recipe: str = "matched"
+
+    def __post_init__(self) -> None:
+        check_recipe(self.recipe)
 
     def build(self, config: ModelConfig) -> nn.Module:
         return build_network(
@@ -79,21 +137,42 @@ class NativeMethod:
         """The native network holds no state between calls."""
 
     def provenance(self, model: nn.Module) -> dict:
-        return {"engine": "tssl", "grad_rule": self.grad, "torch": torch.__version__, "kernel": "torch"}
+        return {
+            "engine": "tssl",
+            "grad_rule": self.grad,
+            "torch": torch.__version__,
+            "kernel": "torch",
+            "recipe": self.recipe,
+        }
+
+    def training_recipe(self, config: ModelConfig, task_loss: LossFn) -> Recipe:
+        return matched_recipe(task_loss, self.recipe)
 
 
 # name -> the method itself, or "module:attribute" for methods whose libraries are imported only when used.
 METHODS: dict[str, Method | str] = {
     "tssl": NativeMethod("tssl", "tsslbp"),
     "tssl-surrogate": NativeMethod("tssl-surrogate", "surrogate"),
+    "snntorch": "tssl_baselines.snntorch_backend:METHOD",
+    "spikingjelly": "tssl_baselines.spikingjelly_backend:METHOD",
 }
 
 
-def get_method(name: str) -> Method:
+def get_method(name: str, **options) -> Method:
+    """The method registered as ``name``; ``options`` set its fields, e.g. ``recipe="native"`` or, for
+    SpikingJelly, ``implementation="triton"``."""
     if name not in METHODS:
         raise KeyError(f"method {name!r} is unknown; allowed: {', '.join(METHODS)}")
     entry = METHODS[name]
     if isinstance(entry, str):
         module, attribute = entry.split(":")
         entry = getattr(importlib.import_module(module), attribute)
+    if options:
+        if not dataclasses.is_dataclass(entry):
+            raise TypeError(f"method {name!r} takes no options")
+        allowed = [f.name for f in dataclasses.fields(entry) if f.name != "name"]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise TypeError(f"method {name!r} has no option {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        entry = dataclasses.replace(entry, **options)
     return entry
