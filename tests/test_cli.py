@@ -1,49 +1,105 @@
-"""The command line: the digits job runs and reports; bad input is one clear line and exit status 2."""
+"""The command line end to end on a tiny suite; bad input is one clear line, exit status 2, no traceback."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-import torch
 
 from tssl.cli import main
 
+SUITE = """
+name: clitest
+tasks:
+  - name: digits-tiny
+    dataset: digits
+    architecture: 8C3-P2-16
+    padding: 1
+    steps: 5
+    epochs: 2
+    batch_size: 64
+    lr: 0.005
+    loss: kernel
+    methods: [tssl, tssl-surrogate]
+    seeds: [0, 1]
+    validation_fraction: 0.1
+"""
 
-def test_digits_job_prints_accuracy_per_epoch_and_writes_json(tmp_path, capsys):
-    out_file = tmp_path / "run.json"
-    assert main(["digits", "--epochs", "2", "--json", str(out_file)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("test acc") == 2
-    record = json.loads(out_file.read_text())
-    assert [r["epoch"] for r in record["history"]] == [1, 2]
-    assert record["history"][-1]["test_accuracy"] > 0.5
-    assert record["provenance"]["grad_rule"] == "tsslbp" and "load_digits" in record["data_source"]
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "clitest.yaml").write_text(SUITE)
+    return tmp_path
+
+
+def test_run_report_check(workdir, capsys):
+    assert main(["run", "clitest", "--device", "cpu"]) == 0
+    assert "4 ran, 0 already done, 0 failed" in capsys.readouterr().out
+    records = [json.loads(line) for line in (workdir / "results" / "clitest.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+
+    assert main(["run", "clitest", "--device", "cpu"]) == 0  # everything is done: nothing runs twice
+    assert "0 ran, 4 already done" in capsys.readouterr().out
+
+    assert main(["report", "clitest"]) == 0
+    index = workdir / "reports" / "clitest" / "index.md"
+    assert index.exists() and "digits-tiny" in index.read_text()
+
+    assert main(["check", "clitest", "--write-reference"]) == 0
+    reference = json.loads((workdir / "results" / "reference" / "clitest.json").read_text())
+    assert {(e["task"], e["method"], e["n"]) for e in reference["entries"]} == {
+        ("digits-tiny", "tssl", 2), ("digits-tiny", "tssl-surrogate", 2)
+    }
+    capsys.readouterr()
+    assert main(["check", "clitest"]) == 0
+    assert capsys.readouterr().out.count(" ok ") == 2
+
+    # A regression: the reference claims more than the runs reach.
+    for entry in reference["entries"]:
+        entry["band"] = [entry["mean"] + 5, entry["mean"] + 7]
+    (workdir / "results" / "reference" / "clitest.json").write_text(json.dumps(reference))
+    assert main(["check", "clitest"]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+
+    assert main(["check", "clitest", "--paper"]) == 0  # no paper numbers: nothing to fail on
+    assert "no paper mean" in capsys.readouterr().out
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tssl", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--architecture", "16C3-Q2"], "bad token 'Q2'"),
-        (["--method", "nope"], "method 'nope' is unknown; allowed: tssl"),
-        (["-T", "7"], "needs T a multiple of 5"),
-        (["--lr", "-1"], "lr must be > 0"),
-        (["--batch-size", "0"], "must be >= 1"),
+        (["run", "clitest", "epochs=0"], "key 'epochs': Input should be greater than or equal to 1"),
+        (["run", "clitest", "architecture=8C3-Q2"], "bad token 'Q2'"),
+        (["run", "clitest", "methods=[nope]"], "unknown method 'nope'"),
+        (["run", "clitest", "steps=7"], "needs T a multiple of 5"),
+        (["run", "clitest", "--only", "nosuch"], "no task 'nosuch'"),
+        (["run", "nosuite"], "suite 'nosuite' not found"),
+        (["run", "clitest", "--device", "cuda:7"], "cuda"),
+        (["run", "clitest", "--seeds", "a,b"], "expected comma-separated integers"),
+        (["run", "clitest", "dataset=mnist"], "tssl fetch-data mnist"),
+        (["report", "clitest"], "clitest.jsonl"),
+        (["check", "clitest"], "clitest.json: cannot read the reference"),
+        (["fetch-data", "imagenet"], "dataset 'imagenet' is unknown; allowed: digits"),
     ],
 )
-def test_bad_input_is_one_line_without_traceback(args, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "tssl", "digits", "--epochs", "1", *args], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 2
+def test_bad_input_is_one_line_without_traceback(workdir, args, message):
+    if args[-1] == "cuda:7" and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (workdir / "results").mkdir(exist_ok=True)
+    (workdir / "results" / "clitest.jsonl").write_text('{"run_id": "kept", "status": "ok"}\n')
+    result = run_cli(*args, cwd=workdir)
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     # One error line, last (argparse's own errors print the usage above it).
     assert message.lower() in result.stderr.strip().splitlines()[-1].lower()
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_missing_cuda_is_a_clear_error(capsys):
-    assert main(["digits", "--device", "cuda", "--epochs", "1"]) == 2
-    assert "CUDA is not available" in capsys.readouterr().err
+    # Nothing already written is lost.
+    assert (workdir / "results" / "clitest.jsonl").read_text() == '{"run_id": "kept", "status": "ok"}\n'

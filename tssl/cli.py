@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from collections.abc import Sequence
-
-import torch
-from torch.utils.data import DataLoader, TensorDataset
+from pathlib import Path
 
 from tssl import __version__
-from tssl.architecture import ArchitectureError
-from tssl.losses import KERNEL_TARGETS, LOSSES, LossConfigError, make_loss
-from tssl.methods import METHODS, ModelConfig, get_method
-from tssl.recipe import make_optimizer
-from tssl.train import EpochRecord, fit, history_as_dicts
 
 
 class UsageError(Exception):
@@ -30,90 +22,162 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_digits(commands) -> None:
-    digits = commands.add_parser(
-        "digits",
-        help="train on scikit-learn's handwritten digits (real 8x8 images, offline) and print test accuracy",
-        description="Train one method on sklearn.datasets.load_digits (1,797 real 8x8 handwritten digits that ship "
-        "with scikit-learn; 1,297 train / 500 test) and print the test accuracy after every epoch.",
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers (e.g. 0,1,2); got {text!r}") from None
+
+
+def _add_run(commands) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a suite: every task x method x seed, one JSON record per finished run",
+        description="Run a suite (a name under suites/ or a YAML path). Finished runs are skipped; an interrupted "
+        "run resumes from its last finished epoch. Records go to RESULTS_DIR/<suite>.jsonl.",
     )
-    digits.add_argument("--method", default="tssl", help=f"one of: {', '.join(METHODS)} (default tssl)")
-    digits.add_argument("--architecture", default="16C3-P2-64", help="hidden layers (default 16C3-P2-64)")
-    digits.add_argument("--padding", type=int, default=1, help="conv padding (default 1)")
-    digits.add_argument("--steps", "-T", type=_positive_int, default=5, help="time steps (default 5)")
-    digits.add_argument("--epochs", type=_positive_int, default=10, help="default 10")
-    digits.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
-    digits.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate (default 5e-3)")
-    digits.add_argument("--loss", default="kernel", choices=LOSSES)
-    digits.add_argument("--kernel-target", default="final", choices=KERNEL_TARGETS)
-    digits.add_argument("--tau-m", type=float, default=5.0)
-    digits.add_argument("--tau-s", type=float, default=3.0)
-    digits.add_argument("--seed", type=int, default=0)
-    digits.add_argument("--device", default="cpu")
-    digits.add_argument("--json", metavar="PATH", help="also write the run (history and settings) to this JSON file")
-    digits.set_defaults(handler=_run_digits)
+    run.add_argument("suite", help="suite name (digits, mnist, fmnist, nmnist, cifar10) or path to a suite YAML")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help="override a task key for every task")
+    run.add_argument("--only", action="append", metavar="TASK", help="run only this task (repeatable)")
+    run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds instead of the suite's")
+    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    run.add_argument("--limit-batches", type=_positive_int, metavar="N",
+                     help="smoke run: at most N batches per epoch and per evaluation (labelled as such)")
+    run.add_argument("--force", action="store_true", help="rerun runs that already have a record")
+    run.add_argument("--results-dir", type=Path, default=Path("results"))
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="checkpoints (default runs/)")
+    run.set_defaults(handler=_run_suite)
 
 
-def _run_digits(args: argparse.Namespace) -> int:
-    from tssl.data.digits import CLASSES, INPUT_SHAPE, load_digits_split
+def _run_suite(args: argparse.Namespace) -> int:
+    from tssl.data.base import DataError
+    from tssl.runner import RunOptions, run_suite
+    from tssl.suites import SuiteError, load_suite
 
     try:
-        method = get_method(args.method)
-    except KeyError as error:
-        raise UsageError(f"--method: {error.args[0]}") from None
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
-    torch.manual_seed(args.seed)
-    config = ModelConfig(
-        args.architecture, INPUT_SHAPE, CLASSES, args.steps, args.tau_m, args.tau_s, padding=args.padding
-    )
-    try:
-        model = method.build(config).to(args.device)
-        loss_fn = make_loss(
-            args.loss,
-            args.steps,
-            args.tau_s,
-            kernel_target=args.kernel_target,
-            desired_count=args.steps,
-            undesired_count=args.steps / 5,
-        )
-        optimizer = make_optimizer(model.parameters(), args.lr)
-    except (ArchitectureError, LossConfigError, ValueError) as error:
+        suite = load_suite(args.suite, args.overrides)
+        options = RunOptions(args.results_dir, args.runs_dir, args.device, args.limit_batches, args.force)
+        outcome = run_suite(suite, options, args.only, args.seeds)
+    except (SuiteError, DataError) as error:
         raise UsageError(str(error)) from None
-    data = load_digits_split()
-    generator = torch.Generator().manual_seed(args.seed)
-    train = TensorDataset(data.train_x, data.train_y)
-    test = TensorDataset(data.test_x, data.test_y)
-    print(f"{args.method} on {data.source}: {args.architecture}, T={args.steps}, {args.epochs} epochs", flush=True)
-
-    def report(record: EpochRecord) -> None:
-        print(
-            f"epoch {record.epoch:3d}  loss {record.train_loss:.4f}  train acc {record.train_accuracy:.4f}  "
-            f"test acc {record.test_accuracy:.4f}  ({record.seconds:.1f} s)",
-            flush=True,
-        )
-
-    history = fit(
-        model,
-        loss_fn.to(args.device),
-        optimizer,
-        lambda: DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator),
-        lambda: DataLoader(test, batch_size=500),
-        args.epochs,
-        args.device,
-        reset=method.reset,
-        on_epoch=report,
+    print(
+        f"suite {suite.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done, "
+        f"{len(outcome.failed)} failed; records in {args.results_dir / (suite.name + '.jsonl')}"
     )
-    if args.json:
-        record = {
-            "method": args.method,
-            "data_source": data.source,
-            "settings": {k: v for k, v in vars(args).items() if k not in ("handler", "json")},
-            "history": history_as_dicts(history),
-            "provenance": {**method.provenance(model), "tssl": __version__, "python": platform.python_version()},
-        }
-        with open(args.json, "w") as handle:
-            json.dump(record, handle, indent=2)
+    return 1 if outcome.failed else 0
+
+
+def _add_report(commands) -> None:
+    report = commands.add_parser("report", help="write reports/<suite>/ (Markdown + PNG) from the results store")
+    report.add_argument("suite")
+    report.add_argument("--results-dir", type=Path, default=Path("results"))
+    report.add_argument("--out", type=Path, help="output folder (default reports/<suite>)")
+    report.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tssl.report import ReportError, load_records, write_report
+    from tssl.suites import SuiteError, load_suite
+
+    try:
+        suite = load_suite(args.suite)
+        tasks = {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
+                          "description": t.description} for t in suite.tasks}
+        records = load_records(args.results_dir / f"{suite.name}.jsonl")
+        index = write_report(suite.name, records, args.out or Path("reports") / suite.name, suite_tasks=tasks)
+    except (SuiteError, ReportError) as error:
+        raise UsageError(str(error)) from None
+    print(f"report written to {index}")
+    return 0
+
+
+def _add_check(commands) -> None:
+    check = commands.add_parser(
+        "check",
+        help="exit non-zero when accuracy drops below the reference band",
+        description="Compare the results store with a reference made from a real run of the suite.",
+    )
+    check.add_argument("suite")
+    check.add_argument("--reference", type=Path, help="default results/reference/<suite>.json")
+    check.add_argument("--results-dir", type=Path, default=Path("results"))
+    mode = check.add_mutually_exclusive_group()
+    mode.add_argument("--write-reference", action="store_true",
+                      help="make the reference file from the current results instead of checking")
+    mode.add_argument("--paper", action="store_true",
+                      help="check the tssl runs against the paper's numbers instead: fails on 'not reproduced'")
+    check.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from tssl import check
+    from tssl.results import ResultsError, read_records
+
+    suite_name = args.suite
+    if args.suite.endswith((".yaml", ".yml")):
+        from tssl.suites import SuiteError, load_suite
+
+        try:
+            suite_name = load_suite(args.suite).name
+        except SuiteError as error:
+            raise UsageError(str(error)) from None
+    store = args.results_dir / f"{suite_name}.jsonl"
+    reference_path = args.reference or Path("results") / "reference" / f"{suite_name}.json"
+    try:
+        records = read_records(store)
+        if args.paper:
+            return _check_paper(args.suite, records, store)
+        if args.write_reference:
+            reference = check.make_reference(suite_name, records, str(store))
+            reference_path.parent.mkdir(parents=True, exist_ok=True)
+            reference_path.write_text(json.dumps(reference, indent=2) + "\n")
+            print(f"reference written to {reference_path} ({len(reference['entries'])} task x method entries)")
+            return 0
+        lines = check.check(check.load_reference(reference_path), records, str(store))
+    except (check.CheckError, ResultsError) as error:
+        raise UsageError(str(error)) from None
+    print(f"{suite_name}: {store} against {reference_path}\n  rule: {check.RULE}")
+    for line in lines:
+        mean = "—" if line.mean is None else f"{line.mean:.2f}"
+        print(f"  {line.status:10s} {line.task} / {line.method}: mean {mean} % over {line.n} seeds, "
+              f"band [{line.band[0]:.2f}, {line.band[1]:.2f}]")
+    return 0 if check.passed(lines) else 1
+
+
+def _check_paper(suite_name: str, records: list[dict], store: Path) -> int:
+    from tssl import check
+    from tssl.report import VERDICT_RULE
+    from tssl.suites import SuiteError, load_suite
+
+    try:
+        suite = load_suite(suite_name)
+    except SuiteError as error:
+        raise UsageError(str(error)) from None
+    tasks = {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance} for t in suite.tasks}
+    lines = check.check_against_paper(tasks, records)
+    print(f"{suite.name}: {store} against the paper\n  rule: {VERDICT_RULE}")
+    for line in lines:
+        print(f"  {line.verdict:15s} {line.task}: {line.reason}")
+    return 1 if any(line.verdict in ("not reproduced", "MISSING") for line in lines) else 0
+
+
+def _add_fetch(commands) -> None:
+    from tssl.data.registry import DATASETS
+
+    fetch = commands.add_parser("fetch-data", help="download or copy a dataset into the data root and verify it")
+    fetch.add_argument("name", help=f"one of: {', '.join(DATASETS)}")
+    fetch.add_argument("--root", type=Path, help="data root (default $TSSL_DATA or ./data)")
+    fetch.add_argument("--source", help="a local folder to take the files from instead of downloading")
+    fetch.set_defaults(handler=_fetch)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from tssl.data.base import DataError
+    from tssl.data.registry import fetch_data
+
+    try:
+        print(fetch_data(args.name, args.root, args.source))
+    except (KeyError, DataError) as error:
+        raise UsageError(error.args[0]) from None
     return 0
 
 
@@ -121,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tssl", description="TSSL-BP engine and spiking-network benchmark")
     parser.add_argument("--version", action="version", version=f"tssl-bench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_digits(commands)
+    _add_run(commands)
+    _add_report(commands)
+    _add_check(commands)
+    _add_fetch(commands)
     return parser
 
 

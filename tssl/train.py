@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -112,5 +112,24 @@ def fit(
     return history
 
 
-def history_as_dicts(history: list[EpochRecord]) -> list[dict]:
-    return [asdict(record) for record in history]
+def latency_curve(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | str = "cpu",
+    reset: ResetFn = _no_reset,
+) -> list[float]:
+    """Accuracy (fraction) of the readout summed over the first t steps, for t = 1..T: the latency curve."""
+    model.eval()
+    correct: torch.Tensor | None = None
+    total = 0
+    with torch.no_grad():
+        for inputs, labels in batches:
+            reset(model)
+            output = model(inputs.to(device))  # [T, B, classes]
+            running = output.cumsum(0).argmax(-1)  # [T, B]: prediction after t + 1 steps
+            hits = (running.cpu() == labels.cpu()).sum(1)
+            correct = hits if correct is None else correct + hits
+            total += labels.numel()
+    if correct is None:
+        return []
+    return (correct.double() / max(total, 1)).tolist()

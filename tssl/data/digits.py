@@ -45,3 +45,21 @@ def load_digits_split(test_size: int = TEST_SIZE, split_seed: int = SPLIT_SEED) 
         source=f"sklearn.datasets.load_digits (real 8x8 digits; {len(train_idx)} train / {len(test_idx)} test, "
         f"stratified split seed {split_seed})",
     )
+
+
+def load_prepared(_root, *, steps: int, validation_fraction: float = 0.0, seed: int = 0):
+    """The digits as :class:`~tssl.data.base.PreparedData` (the data root is not used: it ships offline)."""
+    from tssl.data.base import PreparedData, TensorSplit, split_validation
+
+    split = load_digits_split()
+    train, validation = split_validation(TensorSplit(split.train_x, split.train_y), validation_fraction, seed)
+    return PreparedData(
+        name="digits",
+        kind="real",
+        source=split.source,
+        input_shape=INPUT_SHAPE,
+        classes=CLASSES,
+        train=train,
+        validation=validation,
+        test=TensorSplit(split.test_x, split.test_y),
+    )

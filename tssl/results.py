@@ -1,0 +1,71 @@
+"""The results store: one JSON line per finished run in ``results/<suite>.jsonl``.
+
+Appends are whole lines written under an exclusive lock, flushed and fsynced, so two runners can append to
+the same store at once and a crash never leaves half a record. See docs/results-format.md.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """A results store that cannot be read."""
+
+
+def store_path(results_dir: Path, suite: str) -> Path:
+    return results_dir / f"{suite}.jsonl"
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record in a store ([] when it does not exist); a malformed line is an error naming it."""
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        lines = handle.readlines()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ResultsError(f"{path}:{number}: not a JSON record ({error.msg})") from None
+        if not isinstance(record, dict) or "run_id" not in record:
+            raise ResultsError(f"{path}:{number}: not a run record (no run_id)")
+        records.append(record)
+    return records
+
+
+def finished_run_ids(records: list[dict[str, Any]]) -> set[str]:
+    return {r["run_id"] for r in records if r.get("status") == "ok"}
+
+
+def latest_ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last successful record of each run (a --force rerun supersedes the earlier one)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            latest[record["run_id"]] = record
+    return list(latest.values())

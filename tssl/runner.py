@@ -1,0 +1,335 @@
+"""``tssl run``: expand a suite into runs (task x method x seed), train each, append one record per run.
+
+Each finished epoch is checkpointed atomically (model, optimiser, RNG states, history), so after a crash or a
+kill -9 the next ``tssl run`` resumes from the last finished epoch; runs with a successful record are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tssl.data.base import PreparedData
+from tssl.data.registry import load_data
+from tssl.losses import make_loss
+from tssl.methods import Method, ModelConfig, get_method, training_recipe
+from tssl.provenance import environment, utc_now
+from tssl.results import SCHEMA_VERSION, append_record, finished_run_ids, read_records, store_path
+from tssl.suites import Suite, SuiteError, TaskConfig, config_hash
+from tssl.train import evaluate, latency_curve, train_epoch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Run:
+    suite: str
+    task: TaskConfig
+    method: str
+    seed: int
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**self.task.run_config(), "method": self.method, "seed": self.seed}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.task.name}.{self.method}.s{self.seed}.{self.config_hash.removeprefix('sha256:')[:8]}"
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path = Path("results")
+    runs_dir: Path = Path("runs")
+    device: str = "auto"
+    limit_batches: int | None = None
+    force: bool = False
+    progress: bool | None = None  # None: show progress bars only on a terminal
+
+
+@dataclass
+class SuiteOutcome:
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SuiteError(f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SuiteError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def expand(suite: Suite, only: list[str] | None = None, seeds: list[int] | None = None) -> list[Run]:
+    tasks = suite.tasks if not only else [suite.task(name) for name in only]
+    return [
+        Run(suite.name, task, method, seed)
+        for task in tasks
+        for method in task.methods
+        for seed in (seeds if seeds is not None else task.seeds)
+    ]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _save_atomically(state: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with open(partial, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _peak_memory(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak_rss"
+
+
+def _method_for(run: Run) -> Method:
+    options: dict[str, Any] = {"recipe": run.task.recipe}
+    if run.method == "spikingjelly" and run.task.spikingjelly_implementation is not None:
+        options["implementation"] = run.task.spikingjelly_implementation
+    return get_method(run.method, **options)
+
+
+def _percent(fraction: float) -> float:
+    return round(100.0 * fraction, 4)
+
+
+def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch.device, show: bool) -> dict:
+    """Train one run (resuming from its checkpoint) and return its record."""
+    task, limit = run.task, options.limit_batches
+    started_at = utc_now()
+    method = _method_for(run)
+    _seed_everything(run.seed)
+    config = ModelConfig(
+        task.architecture, data.input_shape, data.classes, task.steps, task.tau_m, task.tau_s, task.threshold,
+        task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout,
+    )
+    model = method.build(config).to(device)
+    task_loss = make_loss(
+        task.loss,
+        task.steps,
+        task.tau_s,
+        kernel_target=task.kernel_target,
+        desired_count=task.desired_count,
+        undesired_count=task.undesired_count,
+    )
+    recipe = training_recipe(method, config, task_loss)
+    loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
+    optimizer = recipe.make_optimizer(model.parameters(), task.lr)
+    shuffle = torch.Generator().manual_seed(run.seed)
+    history: list[dict[str, Any]] = []
+    train_seconds = 0.0
+    checkpoint = options.runs_dir / run.suite / run.run_id / CHECKPOINT
+    if checkpoint.exists() and not options.force:
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config_hash"] == run.config_hash and state.get("limit_batches") == limit:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            shuffle.set_state(state["shuffle_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            history, train_seconds = state["history"], state["train_seconds"]
+            started_at = state["started_at"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def test_batches():
+        return data.batches(data.test, task.batch_size, limit=limit)
+
+    train_per_epoch = min(len(data.train), (limit or sys.maxsize) * task.batch_size)
+    with tqdm(total=task.epochs, initial=len(history), desc=run.run_id, position=1, leave=False,
+              disable=not show) as epoch_bar:
+        for epoch in range(len(history) + 1, task.epochs + 1):
+            start = time.perf_counter()
+            total = data.batch_count(data.train, task.batch_size, limit)
+            with tqdm(total=total, desc=f"epoch {epoch}", position=2, leave=False, disable=not show) as bar:
+                batches = data.batches(data.train, task.batch_size, shuffle, augment=True, limit=limit)
+                train_loss, train_acc = train_epoch(model, loss_fn, optimizer, batches, device, method.reset, bar)
+            epoch_train_seconds = time.perf_counter() - start
+            val_acc = None
+            if data.validation is not None:
+                val_acc = evaluate(model, data.batches(data.validation, task.batch_size, limit=limit), device,
+                                   method.reset)
+            test_acc = evaluate(model, test_batches(), device, method.reset)
+            history.append({
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_accuracy": _percent(train_acc),
+                "validation_accuracy": None if val_acc is None else _percent(val_acc),
+                "test_accuracy": _percent(test_acc),
+                "seconds": time.perf_counter() - start,
+            })
+            train_seconds += epoch_train_seconds
+            _save_atomically({
+                "config_hash": run.config_hash,
+                "limit_batches": limit,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "shuffle_rng": shuffle.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "history": history,
+                "train_seconds": train_seconds,
+                "started_at": started_at,
+            }, checkpoint)
+            epoch_bar.update(1)
+            epoch_bar.set_postfix(test_acc=f"{test_acc:.3f}")
+
+    latency = [_percent(a) for a in latency_curve(model, test_batches(), device, method.reset)]
+    peak, memory_kind = _peak_memory(device)
+    tests = [h["test_accuracy"] for h in history]
+    best_epoch = int(np.argmax(tests)) + 1
+    record: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "suite": run.suite,
+        "task": task.name,
+        "method": run.method,
+        "recipe": task.recipe,
+        "seed": run.seed,
+        "run_id": run.run_id,
+        "status": "ok",
+        "error": None,
+        "smoke": limit is not None,
+        "limit_batches": limit,
+        "data": {"name": data.name, "kind": data.kind, "source": data.source, "fingerprint": data.fingerprint},
+        "steps": task.steps,
+        "epochs": len(history),
+        "accuracy": {
+            "final": tests[-1],
+            "best": tests[best_epoch - 1],
+            "best_epoch": best_epoch,
+            "validation_selected": None,
+            "validation_selected_epoch": None,
+        },
+        "history": history,
+        "latency": latency,
+        "timing": {
+            "train_seconds": train_seconds,
+            "samples_per_second": train_per_epoch * len(history) / train_seconds if train_seconds else None,
+            "peak_memory_bytes": peak,
+            "memory_kind": memory_kind,
+        },
+        "paper": None if task.paper is None else task.paper.model_dump(),
+        "provenance": {
+            **environment(device),
+            "implementation": method.provenance(model),
+            "recipe": {"name": recipe.name, **recipe.details},
+            "seed": run.seed,
+            "config": run.config,
+            "config_hash": run.config_hash,
+            "started_at": started_at,
+            "finished_at": utc_now(),
+        },
+    }
+    if data.validation is not None:
+        chosen = int(np.argmax([h["validation_accuracy"] for h in history]))
+        record["accuracy"]["validation_selected"] = tests[chosen]
+        record["accuracy"]["validation_selected_epoch"] = chosen + 1
+    return record
+
+
+def failed_record(run: Run, error: BaseException, options: RunOptions, device: torch.device) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "suite": run.suite,
+        "task": run.task.name,
+        "method": run.method,
+        "recipe": run.task.recipe,
+        "seed": run.seed,
+        "run_id": run.run_id,
+        "status": "failed",
+        "error": f"{type(error).__name__}: {error}",
+        "smoke": options.limit_batches is not None,
+        "limit_batches": options.limit_batches,
+        "provenance": {**environment(device), "config": run.config, "config_hash": run.config_hash,
+                       "finished_at": utc_now()},
+    }
+
+
+def run_suite(
+    suite: Suite,
+    options: RunOptions,
+    only: list[str] | None = None,
+    seeds: list[int] | None = None,
+    log: Callable[[str], None] = print,
+) -> SuiteOutcome:
+    device = resolve_device(options.device)
+    runs = expand(suite, only, seeds)
+    store = store_path(options.results_dir, suite.name)
+    done = finished_run_ids(read_records(store))
+    # Load every dataset before the first run, so missing data stops everything with one message.
+    datasets: dict[tuple, PreparedData] = {}
+    for run in runs:
+        key = (run.task.dataset, run.task.steps, run.task.validation_fraction)
+        if key not in datasets:
+            datasets[key] = load_data(
+                run.task.dataset, steps=run.task.steps, validation_fraction=run.task.validation_fraction
+            ).to(device)
+    outcome = SuiteOutcome()
+    show = sys.stderr.isatty() if options.progress is None else options.progress
+    with tqdm(total=len(runs), desc=f"suite {suite.name}", position=0, disable=not show) as runs_bar:
+        for run in runs:
+            run_dir = options.runs_dir / run.suite / run.run_id
+            if run.run_id in done and not options.force:
+                shutil.rmtree(run_dir, ignore_errors=True)  # a checkpoint left by a crash after the record
+                outcome.skipped.append(run.run_id)
+                runs_bar.update(1)
+                continue
+            if options.force:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            data = datasets[(run.task.dataset, run.task.steps, run.task.validation_fraction)]
+            try:
+                record = execute_run(run, data, options, device, show)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:  # the run failed: record why, keep its checkpoint for a retry
+                append_record(store, failed_record(run, error, options, device))
+                outcome.failed.append(run.run_id)
+                log(f"{run.run_id}: FAILED: {type(error).__name__}: {error}")
+                if os.environ.get("TSSL_DEBUG"):
+                    traceback.print_exc()
+            else:
+                append_record(store, record)
+                shutil.rmtree(run_dir, ignore_errors=True)
+                outcome.ran.append(run.run_id)
+                acc = record["accuracy"]
+                log(
+                    f"{run.run_id}: final {acc['final']:.2f} %, best {acc['best']:.2f} % "
+                    f"(epoch {acc['best_epoch']}), {record['timing']['train_seconds']:.1f} s"
+                    + ("  [smoke run]" if record["smoke"] else "")
+                )
+            runs_bar.update(1)
+    return outcome

@@ -1,0 +1,244 @@
+"""Declarative suites: YAML files of tasks, validated before anything runs.
+
+A suite file has ``name``, ``description``, optional ``defaults`` (merged into every task) and ``tasks``.
+Each task says what to train (dataset, architecture, neuron constants), how (methods, T, epochs, batch size,
+lr, loss, seeds) and what the paper reported. ``key=value`` overrides from the command line apply to every
+selected task. Unknown keys, wrong types and impossible combinations are refused with the file, the task,
+the key and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tssl.architecture import ArchitectureError, parse_architecture
+from tssl.data.registry import DATASETS
+from tssl.losses import LossConfigError, make_loss
+from tssl.methods import METHODS
+
+SUITES_DIR = Path("suites")
+
+
+class SuiteError(ValueError):
+    """A suite file or override that cannot run; the message names file, task, key and reason."""
+
+
+class PaperResult(BaseModel):
+    """What the paper reported for this task (accuracy in percent) and where."""
+
+    model_config = ConfigDict(extra="forbid")
+    mean: float | None = None
+    std: float | None = None
+    best: float | None = None
+    source: str
+
+
+class TaskConfig(BaseModel):
+    """One row of a reproduction: a dataset, a network and a recipe, run by each method for each seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    dataset: str
+    architecture: str
+    padding: int = Field(0, ge=0)
+    conv_weight_scale: float = Field(1.0, gt=0)
+    linear_weight_scale: float = Field(1.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    threshold: float = 1.0
+    tau_m: float = Field(5.0, ge=1)
+    tau_s: float = Field(3.0, ge=1)
+    steps: int = Field(ge=1, description="T, the number of time steps")
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    batch_semantics: Literal["global"] = "global"  # one process: the batch is the global batch
+    lr: float = Field(gt=0)
+    loss: Literal["kernel", "count", "softmax"]
+    kernel_target: Literal["final", "paper"] = "final"
+    desired_count: float | None = None
+    undesired_count: float | None = None
+    methods: list[str] = Field(min_length=1)
+    recipe: Literal["matched", "native"] = "matched"
+    # Force SpikingJelly's LIF implementation for this task (None: its automatic choice or
+    # $SJ_LIF_CUDA_IMPLEMENTATION); asking for one that cannot run here fails the run with a clear error.
+    spikingjelly_implementation: Literal["auto", "cuda", "triton", "torch"] | None = None
+    seeds: list[int] = Field(min_length=1)
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
+    tolerance: float = Field(0.5, gt=0, description="percentage points around the paper's mean")
+    paper: PaperResult | None = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value not in DATASETS:
+            raise ValueError(f"unknown dataset {value!r}; allowed: {', '.join(DATASETS)}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r}; allowed: {', '.join(METHODS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a method is listed twice")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("a seed is listed twice")
+        return value
+
+    @field_validator("architecture")
+    @classmethod
+    def _parsable(cls, value: str) -> str:
+        try:
+            parse_architecture(value)
+        except ArchitectureError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _loss_fits(self) -> TaskConfig:
+        try:
+            make_loss(
+                self.loss,
+                self.steps,
+                self.tau_s,
+                kernel_target=self.kernel_target,
+                desired_count=self.desired_count,
+                undesired_count=self.undesired_count,
+            )
+        except LossConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def run_config(self) -> dict[str, Any]:
+        """The settings that determine a run's result (not the seeds or method list, not the paper's numbers)."""
+        return self.model_dump(exclude={"methods", "seeds", "paper", "tolerance", "description"})
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    tasks: list[TaskConfig] = Field(min_length=1)
+    source: str = ""  # where the suite was read from (filled in by load_suite)
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> Suite:
+        names = [t.name for t in self.tasks]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"task name {duplicated[0]!r} is used twice")
+        return self
+
+    def task(self, name: str) -> TaskConfig:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise SuiteError(f"{self.source}: no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def find_suite(name_or_path: str) -> Path:
+    """A suite by path, else ``suites/<name>.yaml`` here, else the copy installed with the package."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_file():
+            return candidate
+        raise SuiteError(f"{candidate}: suite file not found")
+    local = SUITES_DIR / f"{name_or_path}.yaml"
+    if local.is_file():
+        return local
+    try:
+        packaged = Path(str(resources.files("tssl_suites").joinpath(f"{name_or_path}.yaml")))
+    except (ModuleNotFoundError, OSError):
+        packaged = None
+    if packaged is not None and packaged.is_file():
+        return packaged
+    available = sorted(p.stem for p in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
+    raise SuiteError(
+        f"suite {name_or_path!r} not found (looked for {local} and the installed suites)"
+        + (f"; available here: {', '.join(available)}" if available else "")
+    )
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SuiteError(f"override {text!r} is not of the form key=value (e.g. epochs=3, seeds=[0,1])")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _format_validation_error(error: ValidationError, source: str, raw: dict[str, Any]) -> str:
+    first = error.errors()[0]
+    location = list(first["loc"])
+    parts = []
+    if location[:1] == ["tasks"] and len(location) >= 2 and isinstance(location[1], int):
+        index = location[1]
+        tasks = raw.get("tasks") or []
+        task_name = tasks[index].get("name", f"#{index + 1}") if index < len(tasks) else f"#{index + 1}"
+        parts.append(f"task {task_name!r}")
+        location = location[2:]
+    key = ".".join(str(part) for part in location)
+    if key:
+        parts.append(f"key {key!r}")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    return f"{source}: {', '.join(parts) + ': ' if parts else ''}{message}"
+
+
+def load_suite(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """Read, merge defaults, apply ``key=value`` overrides to every task, and validate."""
+    path = find_suite(name_or_path)
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SuiteError(f"{source}: not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{source}: expected a mapping with keys name, description, defaults, tasks")
+    defaults = raw.pop("defaults", None) or {}
+    if not isinstance(defaults, dict):
+        raise SuiteError(f"{source}: key 'defaults' must be a mapping of task keys")
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise SuiteError(f"{source}: key 'tasks' must be a list of task mappings")
+    parsed_overrides = [parse_override(o) for o in overrides]
+    known = set(TaskConfig.model_fields)
+    for key, _ in parsed_overrides:
+        if key not in known:
+            raise SuiteError(f"override {key!r}: unknown key; task keys: {', '.join(sorted(known))}")
+    raw["tasks"] = [{**defaults, **task, **dict(parsed_overrides)} for task in tasks]
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as error:
+        message = _format_validation_error(error, source, raw)
+        if parsed_overrides:
+            message += f" (after overrides {', '.join(overrides)})"
+        raise SuiteError(message) from None
+    suite.source = source
+    return suite
