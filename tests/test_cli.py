@@ -78,6 +78,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("args", "message"),
     [
         (["run", "clitest", "epochs=0"], "key 'epochs': Input should be greater than or equal to 1"),
+        (["run", "clitest", "--only", "digits-tiny", "epochs=0"], "(after overrides epochs=0)"),
+        (["report", "clitest", "epochs=1"], "unrecognized arguments: epochs=1"),
         (["run", "clitest", "architecture=8C3-Q2"], "bad token 'Q2'"),
         (["run", "clitest", "methods=[nope]"], "unknown method 'nope'"),
         (["run", "clitest", "steps=7"], "needs T a multiple of 5"),
