@@ -29,8 +29,7 @@ import torch
 from torch import nn
 
 from tssl.layers import PSPInput, SpikingConv2d, SpikingLinear
-from tssl.methods import ModelConfig
-from tssl.network import build_network
+from tssl.methods import ModelConfig, build_native
 from tssl.neuron import psp_filter
 
 RECIPE_SYNAPSE = {"matched": "psp", "native": "spike"}
@@ -170,20 +169,7 @@ def build_baseline_network(
     Weights are drawn exactly as the native engine draws them (same layer classes, same order), so a seeded
     build gives the native network's initial weights.
     """
-    native = build_network(
-        config.architecture,
-        config.input_shape,
-        config.classes,
-        config.steps,
-        tau_m=config.tau_m,
-        tau_s=config.tau_s,
-        threshold=config.threshold,
-        padding=config.padding,
-        conv_weight_scale=config.conv_weight_scale,
-        linear_weight_scale=config.linear_weight_scale,
-        dropout=config.dropout,
-        grad="surrogate",
-    )
+    native = build_native(config, grad="surrogate")
     return BaselineNetwork(native.layers, config, make_lif, framework, recipe)
 
 

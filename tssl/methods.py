@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from tssl.network import build_network
+from tssl.network import SpikingNetwork, build_network
 from tssl.recipe import make_optimizer
 
 RECIPES = ("matched", "native")
@@ -50,6 +50,24 @@ class ModelConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def build_native(config: ModelConfig, grad: str) -> SpikingNetwork:
+    """The native engine's network for ``config`` with gradient rule ``grad``."""
+    return build_network(
+        config.architecture,
+        config.input_shape,
+        config.classes,
+        config.steps,
+        tau_m=config.tau_m,
+        tau_s=config.tau_s,
+        threshold=config.threshold,
+        padding=config.padding,
+        conv_weight_scale=config.conv_weight_scale,
+        linear_weight_scale=config.linear_weight_scale,
+        dropout=config.dropout,
+        grad=grad,
+    )
 
 
 class Method(Protocol):
@@ -118,20 +136,7 @@ class NativeMethod:
         check_recipe(self.recipe)
 
     def build(self, config: ModelConfig) -> nn.Module:
-        return build_network(
-            config.architecture,
-            config.input_shape,
-            config.classes,
-            config.steps,
-            tau_m=config.tau_m,
-            tau_s=config.tau_s,
-            threshold=config.threshold,
-            padding=config.padding,
-            conv_weight_scale=config.conv_weight_scale,
-            linear_weight_scale=config.linear_weight_scale,
-            dropout=config.dropout,
-            grad=self.grad,
-        )
+        return build_native(config, self.grad)
 
     def reset(self, model: nn.Module) -> None:
         """The native network holds no state between calls."""

@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 
 from tssl.data.base import PreparedData
 from tssl.data.registry import load_data
-from tssl.losses import make_loss
 from tssl.methods import Method, ModelConfig, get_method, training_recipe
 from tssl.provenance import environment, utc_now
 from tssl.results import SCHEMA_VERSION, append_record, finished_run_ids, read_records, store_path
@@ -137,15 +136,7 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
         task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout,
     )
     model = method.build(config).to(device)
-    task_loss = make_loss(
-        task.loss,
-        task.steps,
-        task.tau_s,
-        kernel_target=task.kernel_target,
-        desired_count=task.desired_count,
-        undesired_count=task.undesired_count,
-    )
-    recipe = training_recipe(method, config, task_loss)
+    recipe = training_recipe(method, config, task.task_loss())
     loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
     optimizer = recipe.make_optimizer(model.parameters(), task.lr)
     shuffle = torch.Generator().manual_seed(run.seed)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from torch import nn
 
 from tssl.architecture import ArchitectureError, parse_architecture
 from tssl.data.registry import DATASETS
@@ -111,17 +112,21 @@ class TaskConfig(BaseModel):
     @model_validator(mode="after")
     def _loss_fits(self) -> TaskConfig:
         try:
-            make_loss(
-                self.loss,
-                self.steps,
-                self.tau_s,
-                kernel_target=self.kernel_target,
-                desired_count=self.desired_count,
-                undesired_count=self.undesired_count,
-            )
+            self.task_loss()
         except LossConfigError as error:
             raise ValueError(str(error)) from None
         return self
+
+    def task_loss(self) -> nn.Module:
+        """The task's loss (TSSL-BP's recipe), summed over the batch."""
+        return make_loss(
+            self.loss,
+            self.steps,
+            self.tau_s,
+            kernel_target=self.kernel_target,
+            desired_count=self.desired_count,
+            undesired_count=self.undesired_count,
+        )
 
     def run_config(self) -> dict[str, Any]:
         """The settings that determine a run's result (not the seeds or method list, not the paper's numbers)."""

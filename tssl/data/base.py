@@ -92,6 +92,8 @@ class PreparedData:
                 return
             index = order[start : start + batch_size]
             inputs = split.inputs[index]
+            if not inputs.is_floating_point():  # binary event frames are stored as uint8: a quarter of float32
+                inputs = inputs.float()
             if augment and self.train_augment is not None:
                 inputs = self.train_augment(inputs, generator)
             if self.events:

@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,22 +55,6 @@ class NmnistSpec:
 
 
 NMNIST_SPEC = NmnistSpec()
-
-
-class EventFramesData(PreparedData):
-    """:class:`PreparedData` whose binary event frames are stored as uint8 (a quarter of float32's memory) and
-    handed out as float32 batches ``[T, B, 2, 34, 34]``, what the network takes."""
-
-    def batches(
-        self,
-        split: TensorSplit,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for inputs, labels in super().batches(split, batch_size, generator, augment, limit):
-            yield inputs.float(), labels
 
 
 def _zip_md5(spec: NmnistSpec) -> Mapping[str, str]:
@@ -280,7 +264,7 @@ def load_nmnist(root: Path, *, steps: int, validation_fraction: float = 0.0, see
         "3 ms bins of each recording, [T, polarity, y, x], counts clipped to 1 (binary frames); stored as uint8, "
         "batches as float32"
     )
-    return EventFramesData(
+    return PreparedData(
         name="nmnist",
         kind=kind,
         source=(
