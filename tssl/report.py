@@ -37,6 +37,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from tssl.metrics import CONVENTIONS, ENERGY_LABEL
+
 __all__ = [
     "DEFAULT_TOLERANCE",
     "GENERATED_LABEL",
@@ -297,6 +299,8 @@ class _Frames:
 _RUN_COLUMNS = [
     "task", "method", "recipe", "smoke", "kind", "variant", "seed", "run_id", "final", "best", "val_selected",
     "steps", "samples_per_second", "memory_mib", "memory_kind", "epoch_seconds", "synops", "energy",
+    "macs", "acs", "dense_synops", "firing_rate", "spikes_per_sample", "parameters", "footprint_bytes",
+    "connection_sparsity", "activation_sparsity",
 ]  # fmt: skip
 
 
@@ -322,6 +326,7 @@ def _frames(ok_records: Sequence[dict]) -> _Frames:
             "memory_mib": memory / 2**20, "memory_kind": str(timing.get("memory_kind") or ""),
             "epoch_seconds": float(np.mean(seconds)) if seconds else math.nan,
             "synops": _num(efficiency.get("synops_total")), "energy": _num(efficiency.get("energy_joules")),
+            **{key: _num(efficiency.get(field)) for key, field in _EFFICIENCY_FIELDS.items()},
         })  # fmt: skip
         for t, value in enumerate(record.get("latency") or [], start=1):
             latency.append({**key, "t": t, "accuracy": _num(value)})
@@ -701,10 +706,13 @@ def build_report(
             "Synaptic operations and energy per sample, as recorded in each run's `efficiency` "
             "(`synops_total`, `energy_joules`); means over the runs that carry them.",
             "",
+            *_efficiency_notes(ok),
             table_caption("efficiency per task and method", _flags_of(eff_groups)),
             "",
             *_table(
-                ["task", "method", "recipe", "data", "n", "final accuracy", "SynOps / sample", "energy / sample (J)"],
+                ["task", "method", "recipe", "data", "n", "final accuracy", "SynOps / sample", "MACs", "ACs",
+                 "dense SynOps", "energy / sample (J)", "firing rate", "spikes / sample", "activation sparsity",
+                 "parameters", "footprint (bytes)", "connection sparsity"],
                 [_efficiency_row(g) for g in eff_groups],
             ),
             "",
@@ -901,11 +909,47 @@ def _throughput_row(group: _Group) -> list[str]:
     ]  # fmt: skip
 
 
+def _efficiency_notes(ok_records: Sequence[dict]) -> list[str]:
+    """The counting convention(s) behind the recorded synaptic operations, and what the energy means."""
+    conventions = sorted({
+        str(e.get("convention")) for r in ok_records
+        if isinstance(e := r.get("efficiency"), dict) and e.get("convention") is not None
+    })  # fmt: skip
+    lines = []
+    for name in conventions:
+        text = CONVENTIONS.get(name, "unknown convention: see the tssl-bench version that wrote the records")
+        lines += [f"- SynOps convention `{name}` (docs/metrics.md): {text}"]
+    if not conventions:
+        lines += ["- SynOps convention: not recorded in these runs."]
+    lines += [
+        "- SynOps / sample = accumulates (ACs) + multiply-accumulates (MACs), effective (zero inputs and zero "
+        "weights cost nothing), measured on the test split.",
+        f"- Energy / sample = E_MAC x MACs + E_AC x ACs: {ENERGY_LABEL}.",
+        "",
+    ]
+    return lines
+
+
+# run-frame column -> key of the record's `efficiency` (totals per sample, docs/metrics.md)
+_EFFICIENCY_FIELDS = {
+    "macs": "macs", "acs": "acs", "dense_synops": "dense_synops", "firing_rate": "firing_rate",
+    "spikes_per_sample": "spikes_per_sample", "parameters": "parameter_count", "footprint_bytes": "footprint_bytes",
+    "connection_sparsity": "connection_sparsity", "activation_sparsity": "activation_sparsity",
+}  # fmt: skip
+
+
 def _efficiency_row(group: _Group) -> list[str]:
     frame = group.frame[group.frame["synops"].notna() & group.frame["energy"].notna()]
+
+    def mean(column: str, digits: str = ".4g") -> str:
+        value = frame[column].mean()
+        return "—" if not math.isfinite(value) else format(value, digits)
+
     return [
         _md(group.task), f"`{group.method}`", _md(group.recipe or "—"), _data_cell(group), str(len(frame)),
-        _fmt(frame["final"].mean()), f"{frame['synops'].mean():.4g}", f"{frame['energy'].mean():.4g}",
+        _fmt(frame["final"].mean()), mean("synops"), mean("macs"), mean("acs"), mean("dense_synops"),
+        mean("energy"), mean("firing_rate", ".4f"), mean("spikes_per_sample"), mean("activation_sparsity", ".4f"),
+        mean("parameters", ".0f"), mean("footprint_bytes", ".0f"), mean("connection_sparsity", ".4f"),
     ]  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from tssl.data.base import PreparedData
 from tssl.data.registry import load_data
 from tssl.methods import Method, ModelConfig, get_method, training_recipe
+from tssl.metrics import measure_efficiency
 from tssl.provenance import environment, utc_now
 from tssl.results import SCHEMA_VERSION, append_record, finished_run_ids, read_records, store_path
 from tssl.suites import Suite, SuiteError, TaskConfig, config_hash
@@ -201,6 +202,8 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
 
     latency = [_percent(a) for a in latency_curve(model, test_batches(), device, method.reset)]
     peak, memory_kind = _peak_memory(device)
+    # After the memory peak is read, so that the metrics' own bookkeeping does not count as the run's memory.
+    efficiency = measure_efficiency(model, test_batches(), device, method.reset)
     tests = [h["test_accuracy"] for h in history]
     best_epoch = int(np.argmax(tests)) + 1
     record: dict[str, Any] = {
@@ -227,6 +230,7 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
         },
         "history": history,
         "latency": latency,
+        "efficiency": efficiency,
         "timing": {
             "train_seconds": train_seconds,
             "samples_per_second": train_per_epoch * len(history) / train_seconds if train_seconds else None,
