@@ -38,6 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from tssl.metrics import CONVENTIONS, ENERGY_LABEL
+from tssl.results import ResultsError, read_records
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -151,24 +152,13 @@ def load_records(path: Path) -> list[dict]:
     line is not a valid record.
     """
     path = Path(path)
+    if not path.exists():
+        raise ReportError(f"{path}: no such results store; run the suite first (tssl run SUITE).")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such results store; run the suite first (tssl run SUITE).") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ReportError(f"{path}: cannot read the results store ({error}).") from None
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ReportError(f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno}).") from None
-        problem = _record_problem(record)
-        if problem:
-            raise ReportError(f"{path}, line {number}: not a valid run record ({problem}).")
-        records.append(record)
+        records = read_records(path, _record_problem)
+    except (ResultsError, OSError, UnicodeDecodeError) as error:
+        raise ReportError(str(error) if isinstance(error, ResultsError) else
+                          f"{path}: cannot read the results store ({error}).") from None
     if not records:
         raise ReportError(f"{path}: the results store holds no records.")
     return records

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every record in a store ([] when it does not exist); a malformed line is an error naming it."""
+def read_records(path: Path, validate: Callable[[Any], str | None] | None = None) -> list[dict[str, Any]]:
+    """Every record in a store ([] when it does not exist). A malformed line, or one that ``validate`` finds a
+    problem with, is an error naming the file and the line."""
     if not path.exists():
         return []
     records = []
@@ -51,9 +53,16 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ResultsError(f"{path}:{number}: not a JSON record ({error.msg})") from None
-        if not isinstance(record, dict) or "run_id" not in record:
-            raise ResultsError(f"{path}:{number}: not a run record (no run_id)")
+            raise ResultsError(
+                f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})."
+            ) from None
+        problem = None if isinstance(record, dict) else "not a JSON object"
+        if problem is None and validate is not None:
+            problem = validate(record)
+        if problem is None and "run_id" not in record:
+            problem = "no run_id"
+        if problem:
+            raise ResultsError(f"{path}, line {number}: not a valid run record ({problem}).")
         records.append(record)
     return records
 
