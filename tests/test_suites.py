@@ -111,3 +111,10 @@ def test_missing_suite_is_named(tmp_path, monkeypatch):
 def test_installed_suites_are_found_outside_a_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no suites/ folder here
     assert load_suite("fmnist").task("fmnist-mlp").batch_size == 100
+
+
+def test_overrides_that_change_results_are_recorded_as_deviations():
+    suite = load_suite(str(SUITES / "fmnist.yaml"), ["epochs=3", "seeds=[0]", "methods=[tssl]", "lr=0.0005"])
+    # seeds and methods pick runs, and lr equals the file's: only epochs changes what a run computes
+    assert all(t.deviations == {"epochs": {"suite": 100, "run": 3}} for t in suite.tasks)
+    assert all(t.deviations == {} for t in load_suite(str(SUITES / "fmnist.yaml")).tasks)

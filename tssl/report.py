@@ -62,8 +62,12 @@ DEFAULT_TOLERANCE = 0.5
 SMOKE_LABEL = "SMOKE RUN — not a reproduction"
 GENERATED_LABEL = "GENERATED DATA"
 REDUCED_LABEL = "REDUCED DATA"
+MODIFIED_LABEL = "MODIFIED SETTINGS — not the suite's recipe"
 
-DATA_KINDS = ("real", "generated", "reduced")
+# "modified" is not a data kind of the record: the report files a run under it when the run's settings were
+# overridden away from its suite file's (record key `deviations`, e.g. fewer epochs), so it is never averaged
+# with faithful runs and never gets a verdict.
+DATA_KINDS = ("real", "generated", "reduced", "modified")
 METHOD_ORDER = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
@@ -204,7 +208,17 @@ def _flags(smoke: bool, kinds: Iterable[str]) -> list[str]:
         flags.append(GENERATED_LABEL)
     if "reduced" in kinds:
         flags.append(REDUCED_LABEL)
+    if "modified" in kinds:
+        flags.append(MODIFIED_LABEL)
     return flags
+
+
+def _kind(record: dict) -> str | None:
+    """The record's data kind, or "modified" when its settings deviate from its suite file's."""
+    if record.get("deviations"):
+        return "modified"
+    data = record.get("data")
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 def _frame_flags(frame: pd.DataFrame) -> list[str]:
@@ -215,10 +229,7 @@ def _frame_flags(frame: pd.DataFrame) -> list[str]:
 
 def _record_flags(records: Iterable[dict]) -> list[str]:
     records = list(records)
-    return _flags(
-        any(r.get("smoke") is True for r in records),
-        ((r.get("data") or {}).get("kind") for r in records if isinstance(r.get("data"), dict)),
-    )
+    return _flags(any(r.get("smoke") is True for r in records), (_kind(r) for r in records))
 
 
 def _method_key(method: str) -> tuple[int, str]:
@@ -298,7 +309,7 @@ def _frames(ok_records: Sequence[dict]) -> _Frames:
     runs, latency, history = [], [], []
     for record in ok_records:
         method, recipe = record["method"], str(record.get("recipe") or "")
-        smoke, kind = record.get("smoke") is True, record["data"]["kind"]
+        smoke, kind = record.get("smoke") is True, _kind(record)
         variant = _variant_label(method, recipe, smoke, kind)
         key = {"task": record["task"], "variant": variant, "run_id": str(record.get("run_id") or "")}
         accuracy, timing = record["accuracy"], record.get("timing") or {}
@@ -740,7 +751,7 @@ def _flags_of(groups: Iterable[_Group]) -> list[str]:
 
 def _banner(records: Sequence[dict]) -> list[str]:
     smoke = sum(r.get("smoke") is True for r in records)
-    kinds = Counter((r.get("data") or {}).get("kind") for r in records if isinstance(r.get("data"), dict))
+    kinds = Counter(_kind(r) for r in records)
     lines = []
     if smoke:
         lines.append(
@@ -756,6 +767,16 @@ def _banner(records: Sequence[dict]) -> list[str]:
         lines.append(
             f"> **⚠ {REDUCED_LABEL}.** {kinds['reduced']} of {len(records)} records used a reduced subset of the "
             "real dataset."
+        )
+    if kinds["modified"]:
+        changes = sorted({
+            f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})"
+            for r in records if isinstance(r.get("deviations"), dict)
+            for key, change in r["deviations"].items() if isinstance(change, dict)
+        })  # fmt: skip
+        lines.append(
+            f"> **⚠ {MODIFIED_LABEL}.** {kinds['modified']} of {len(records)} records ran with settings overridden "
+            f"away from the suite file: {', '.join(changes)}. They are shown apart and get no verdict."
         )
     spaced = []
     for line in lines:

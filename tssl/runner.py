@@ -218,6 +218,7 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
         "error": None,
         "smoke": limit is not None,
         "limit_batches": limit,
+        "deviations": task.deviations,
         "data": {"name": data.name, "kind": data.kind, "source": data.source, "fingerprint": data.fingerprint},
         "steps": task.steps,
         "epochs": len(history),
@@ -269,6 +270,7 @@ def failed_record(run: Run, error: BaseException, options: RunOptions, device: t
         "error": f"{type(error).__name__}: {error}",
         "smoke": options.limit_batches is not None,
         "limit_batches": options.limit_batches,
+        "deviations": run.task.deviations,
         "provenance": {**environment(device), "config": run.config, "config_hash": run.config_hash,
                        "finished_at": utc_now()},
     }

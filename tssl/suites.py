@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from torch import nn
 
 from tssl.architecture import ArchitectureError, parse_architecture
@@ -75,6 +75,13 @@ class TaskConfig(BaseModel):
     validation_fraction: float = Field(0.0, ge=0, lt=1)
     tolerance: float = Field(0.5, gt=0, description="percentage points around the paper's mean")
     paper: PaperResult | None = None
+    # Settings overridden on the command line away from the suite file's: {key: {"suite": old, "run": new}}.
+    _deviations: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def deviations(self) -> dict[str, dict[str, Any]]:
+        """Overrides that change this task's results (not methods, seeds or the paper's numbers)."""
+        return self._deviations
 
     @field_validator("dataset")
     @classmethod
@@ -246,4 +253,12 @@ def load_suite(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -
             message += f" (after overrides {', '.join(overrides)})"
         raise SuiteError(message) from None
     suite.source = source
+    from_file = [{**defaults, **task} for task in tasks]
+    for task, original in zip(suite.tasks, from_file, strict=True):
+        changed = task.run_config()
+        task._deviations = {
+            key: {"suite": original.get(key, TaskConfig.model_fields[key].default), "run": changed[key]}
+            for key, _ in parsed_overrides
+            if key in changed and original.get(key, TaskConfig.model_fields[key].default) != changed[key]
+        }
     return suite
