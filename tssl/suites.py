@@ -41,6 +41,10 @@ class PaperResult(BaseModel):
     source: str
 
 
+# Task keys introduced after the first published results: omitted from a run's config (and hash) at their default.
+OMITTED_AT_DEFAULT: tuple[str, ...] = ()
+
+
 class TaskConfig(BaseModel):
     """One row of a reproduction: a dataset, a network and a recipe, run by each method for each seed."""
 
@@ -136,8 +140,16 @@ class TaskConfig(BaseModel):
         )
 
     def run_config(self) -> dict[str, Any]:
-        """The settings that determine a run's result (not the seeds or method list, not the paper's numbers)."""
-        return self.model_dump(exclude={"methods", "seeds", "paper", "tolerance", "description"})
+        """The settings that determine a run's result (not the seeds or method list, not the paper's numbers).
+
+        Keys added after results were published are left out while they hold their default, so that the
+        config hash, and with it every run id already in a results store, stays the same.
+        """
+        config = self.model_dump(exclude={"methods", "seeds", "paper", "tolerance", "description"})
+        for key in OMITTED_AT_DEFAULT:
+            if key in config and config[key] == type(self).model_fields[key].default:
+                del config[key]
+        return config
 
 
 class Suite(BaseModel):
