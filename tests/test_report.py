@@ -258,6 +258,25 @@ def test_smoke_and_generated_marked_everywhere(tmp_path: Path) -> None:
     assert output.verdicts[("digits-cnn", "tssl (matched) [SMOKE] [GENERATED]")].startswith("inconclusive")
 
 
+def test_reduced_epoch_runs_are_labelled_reduced_everywhere(tmp_path: Path) -> None:
+    from tssl.report import MODIFIED_LABEL, REDUCED_EPOCHS_LABEL
+
+    records = []
+    for seed, final in enumerate([97.0, 97.1, 97.2]):  # on target, but 3 of 100 epochs
+        record = synthetic_record(seed=seed, final=final)
+        record["deviations"] = {"epochs": {"suite": 100, "run": 3}}
+        records.append(record)
+    output = build_report("synth", records, tmp_path)
+    text = output.index.read_text()
+    assert f"**⚠ {REDUCED_EPOCHS_LABEL}.**" in text.split("## ", 1)[0] and "epochs=3 (suite: 100)" in text
+    assert MODIFIED_LABEL not in text
+    for caption in captions(text):
+        assert REDUCED_EPOCHS_LABEL in caption, caption
+    for name, title in output.figures.items():
+        assert REDUCED_EPOCHS_LABEL in title, name
+    assert output.verdicts[("digits-cnn", "tssl (matched) [REDUCED-EPOCHS]")].startswith("inconclusive")
+
+
 def test_marks_only_where_affected(tmp_path: Path) -> None:
     records = [
         *(synthetic_record("clean", seed=s, final=97.0) for s in range(3)),

@@ -142,17 +142,20 @@ def test_check_gate(tmp_path):
 
 
 def test_runs_with_modified_settings_are_recorded_and_reported_apart(tmp_path):
-    from tssl.report import MODIFIED_LABEL, write_report
+    from tssl.report import MODIFIED_LABEL, REDUCED_EPOCHS_LABEL, write_report
 
     suite_path = make_suite(tmp_path, 2)
     opts = options(tmp_path, "modified", limit_batches=None)
     run_suite(load_suite(str(suite_path)), opts, log=lambda _: None)
     run_suite(load_suite(str(suite_path), ["epochs=1"]), opts, log=lambda _: None)
-    faithful, reduced = read_records(opts.results_dir / "tiny.jsonl")
+    run_suite(load_suite(str(suite_path), ["epochs=1", "tau_s=2"]), opts, log=lambda _: None)
+    faithful, reduced, modified = read_records(opts.results_dir / "tiny.jsonl")
     assert faithful["deviations"] == {} and reduced["deviations"] == {"epochs": {"suite": 2, "run": 1}}
-    assert faithful["run_id"] != reduced["run_id"]
-    index = write_report("tiny", [faithful, reduced], tmp_path / "report")
+    assert set(modified["deviations"]) == {"epochs", "tau_s"}
+    assert len({faithful["run_id"], reduced["run_id"], modified["run_id"]}) == 3
+    index = write_report("tiny", [faithful, reduced, modified], tmp_path / "report")
     text = index.read_text()
-    assert MODIFIED_LABEL in text and "epochs=1 (suite: 2)" in text
+    assert REDUCED_EPOCHS_LABEL in text and "epochs=1 (suite: 2)" in text
+    assert MODIFIED_LABEL in text and "tau_s=2.0 (suite: 3" in text
     rows = [line for line in text.splitlines() if line.startswith("| digits-small | `tssl`")]
-    assert len(rows) >= 2  # the faithful and the modified run are separate rows, never averaged
+    assert len(rows) >= 3  # faithful, reduced and modified runs are separate rows, never averaged

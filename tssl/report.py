@@ -63,11 +63,13 @@ SMOKE_LABEL = "SMOKE RUN — not a reproduction"
 GENERATED_LABEL = "GENERATED DATA"
 REDUCED_LABEL = "REDUCED DATA"
 MODIFIED_LABEL = "MODIFIED SETTINGS — not the suite's recipe"
+REDUCED_EPOCHS_LABEL = "REDUCED EPOCHS — trained for fewer epochs than the suite's recipe"
 
 # "modified" is not a data kind of the record: the report files a run under it when the run's settings were
 # overridden away from its suite file's (record key `deviations`, e.g. fewer epochs), so it is never averaged
 # with faithful runs and never gets a verdict.
-DATA_KINDS = ("real", "generated", "reduced", "modified")
+RECORD_DATA_KINDS = ("real", "generated", "reduced")  # what a record's data.kind may say
+DATA_KINDS = (*RECORD_DATA_KINDS, "reduced-epochs", "modified")  # how the report files runs
 METHOD_ORDER = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
@@ -188,8 +190,8 @@ def _record_problem(record: Any) -> str | None:
     if not isinstance(accuracy, dict) or not _is_number(accuracy.get("final")):
         return "an ok run needs a finite number in accuracy.final"
     data = record.get("data")
-    if not isinstance(data, dict) or data.get("kind") not in DATA_KINDS:
-        return f"an ok run needs data.kind, one of {', '.join(DATA_KINDS)}"
+    if not isinstance(data, dict) or data.get("kind") not in RECORD_DATA_KINDS:
+        return f"an ok run needs data.kind, one of {', '.join(RECORD_DATA_KINDS)}"
     return None
 
 
@@ -208,14 +210,24 @@ def _flags(smoke: bool, kinds: Iterable[str]) -> list[str]:
         flags.append(GENERATED_LABEL)
     if "reduced" in kinds:
         flags.append(REDUCED_LABEL)
+    if "reduced-epochs" in kinds:
+        flags.append(REDUCED_EPOCHS_LABEL)
     if "modified" in kinds:
         flags.append(MODIFIED_LABEL)
     return flags
 
 
 def _kind(record: dict) -> str | None:
-    """The record's data kind, or "modified" when its settings deviate from its suite file's."""
-    if record.get("deviations"):
+    """The record's data kind; "reduced-epochs" when its only deviation from its suite file is fewer epochs,
+    "modified" when its settings deviate otherwise."""
+    deviations = record.get("deviations")
+    if deviations:
+        epochs = deviations.get("epochs") if isinstance(deviations, dict) else None
+        if (
+            set(deviations) == {"epochs"} and isinstance(epochs, dict)
+            and _is_number(epochs.get("run")) and _is_number(epochs.get("suite")) and epochs["run"] < epochs["suite"]
+        ):  # fmt: skip
+            return "reduced-epochs"
         return "modified"
     data = record.get("data")
     return data.get("kind") if isinstance(data, dict) else None
@@ -599,8 +611,9 @@ def build_report(
             "",
             f"> {VERDICT_RULE}",
             "",
-            "Rows from smoke runs or from generated or reduced data are not reproductions of the paper: their "
-            "verdict is always \"inconclusive\", whatever the rule would say.",
+            "Rows from smoke runs, from generated or reduced data, or from runs with fewer epochs or other settings "
+            "than the suite file's are not reproductions of the paper: their verdict is always \"inconclusive\", "
+            "whatever the rule would say.",
             "",
         ]
         if any(ref.tolerance_is_default for ref in references.values()):
@@ -768,20 +781,31 @@ def _banner(records: Sequence[dict]) -> list[str]:
             f"> **⚠ {REDUCED_LABEL}.** {kinds['reduced']} of {len(records)} records used a reduced subset of the "
             "real dataset."
         )
+    if kinds["reduced-epochs"]:
+        lines.append(
+            f"> **⚠ {REDUCED_EPOCHS_LABEL}.** {kinds['reduced-epochs']} of {len(records)} records trained for "
+            f"{_deviation_changes(records, 'reduced-epochs')}. They are shown apart and get no verdict; their "
+            "accuracy is not the paper row's."
+        )
     if kinds["modified"]:
-        changes = sorted({
-            f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})"
-            for r in records if isinstance(r.get("deviations"), dict)
-            for key, change in r["deviations"].items() if isinstance(change, dict)
-        })  # fmt: skip
+        changes = _deviation_changes(records, "modified")
         lines.append(
             f"> **⚠ {MODIFIED_LABEL}.** {kinds['modified']} of {len(records)} records ran with settings overridden "
-            f"away from the suite file: {', '.join(changes)}. They are shown apart and get no verdict."
+            f"away from the suite file: {changes}. They are shown apart and get no verdict."
         )
     spaced = []
     for line in lines:
         spaced += [line, ">"]
     return [*spaced, "> Rows, tables and figures holding such runs are marked below.", ""]
+
+
+def _deviation_changes(records: Sequence[dict], kind: str) -> str:
+    """The overrides of the records filed under ``kind``, e.g. "epochs=3 (suite: 100)"."""
+    return ", ".join(sorted({
+        f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})"
+        for r in records if _kind(r) == kind and isinstance(r.get("deviations"), dict)
+        for key, change in r["deviations"].items() if isinstance(change, dict)
+    }))  # fmt: skip
 
 
 def _provenance_lines(records: Sequence[dict]) -> list[str]:
