@@ -232,3 +232,15 @@ def test_runner_trains_the_native_recipe_and_records_it(name, tmp_path):
     assert record["recipe"] == "native" and record["provenance"]["recipe"]["name"] == "native"
     assert record["provenance"]["implementation"]["recipe"] == "native"
     assert "Adam" in record["provenance"]["recipe"]["optimizer"]
+
+
+def test_native_provenance_names_the_neuron_kernel_that_runs(monkeypatch):
+    from tssl.methods import ModelConfig, build_native, get_method
+
+    method = get_method("tssl")
+    model = build_native(ModelConfig("16", (1, 8, 8), 10, 5), "tsslbp")
+    monkeypatch.delenv("TSSL_NEURON_COMPILE", raising=False)
+    monkeypatch.delenv("TSSL_NEURON_BACKEND", raising=False)
+    assert method.provenance(model)["kernel"] == "torch"  # on a CPU
+    monkeypatch.setenv("TSSL_NEURON_COMPILE", "1")
+    assert method.provenance(model)["kernel"] == "torch.compile"

@@ -2,19 +2,69 @@
 
 Weighted layers (conv, linear) have no bias, apply the same weights at every step and end in a spiking
 neuron whose PSP trace, not its spikes, goes to the next layer. Pooling is not spiking.
+
+What the backward keeps: a weighted layer needs its input for the weight gradient, and that input is (a pooled,
+dropped-out) trace of the layer before. The trace is a function of that layer's membrane ``u`` (spikes are
+``u > V``), which its neuron keeps anyway, so a weighted layer keeps a *recipe* instead of its fp32 input: the
+tensors it is rebuilt from (the membrane, or the raw network input; bool dropout masks) and the operations to
+replay. Each activation produced by these layers carries its recipe (:func:`rebuild_recipe`); a layer that
+receives a tensor without one, or one changed in place since, keeps its input as usual. The rebuilt input runs
+the same operations as the forward, so gradients are unchanged.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tssl.neuron import GradRule, check_grad_rule, psp_filter, tsslbp_neuron
+from tssl.neuron import GradRule, check_grad_rule, psp_filter, trace_from_membrane, tsslbp_neuron_with_membrane
 
 POOL_GAIN = 1.1  # the authors' pooling: 1.1 x the sum over each window
+_RECIPE_ATTRIBUTE = "_tssl_rebuild_recipe"
+
+
+@dataclass(frozen=True)
+class RebuildRecipe:
+    """How to recompute an activation: ``base(tensors[0])``, then each step ``fn(activation, *its tensors)``.
+
+    The functions hold constants only; every tensor is in ``tensors`` so that autograd saves (and counts) it.
+    """
+
+    base: Callable[[torch.Tensor], torch.Tensor]
+    steps: tuple[tuple[Callable[..., torch.Tensor], int], ...]
+    tensors: tuple[torch.Tensor, ...]
+
+    def then(self, fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> RebuildRecipe:
+        return RebuildRecipe(self.base, (*self.steps, (fn, len(tensors))), (*self.tensors, *tensors))
+
+    def build(self, tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        with torch.no_grad():
+            activation = self.base(tensors[0])
+            index = 1
+            for fn, count in self.steps:
+                activation = fn(activation, *tensors[index : index + count])
+                index += count
+        return activation
+
+
+def attach_recipe(activation: torch.Tensor, recipe: RebuildRecipe) -> torch.Tensor:
+    """Record on ``activation`` how to rebuild it (valid until it is changed in place); returns it."""
+    setattr(activation, _RECIPE_ATTRIBUTE, (recipe, activation._version))
+    return activation
+
+
+def rebuild_recipe(activation: torch.Tensor) -> RebuildRecipe | None:
+    """The recipe attached to ``activation``, or None when it has none or was changed in place since."""
+    entry = getattr(activation, _RECIPE_ATTRIBUTE, None)
+    if entry is None or entry[1] != activation._version:
+        return None
+    return entry[0]
 
 
 class SpikingNeuron(nn.Module):
@@ -26,7 +76,11 @@ class SpikingNeuron(nn.Module):
         self.tau_m, self.tau_s, self.threshold, self.grad = float(tau_m), float(tau_s), float(threshold), grad
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        return tsslbp_neuron(current, self.tau_m, self.tau_s, self.threshold, self.grad)
+        trace, membrane = tsslbp_neuron_with_membrane(current, self.tau_m, self.tau_s, self.threshold, self.grad)
+        if not torch.is_grad_enabled():  # nothing will be saved: let the membrane go now
+            return trace
+        base = partial(trace_from_membrane, threshold=self.threshold, tau_s=self.tau_s)
+        return attach_recipe(trace, RebuildRecipe(base, (), (membrane,)))
 
     def extra_repr(self) -> str:
         return f"tau_m={self.tau_m}, tau_s={self.tau_s}, threshold={self.threshold}, grad={self.grad}"
@@ -38,6 +92,72 @@ def _merge_time(x: torch.Tensor) -> torch.Tensor:
 
 def _split_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     return y.reshape(steps, y.shape[0] // steps, *y.shape[1:])
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    return _split_time(F.conv2d(_merge_time(x), weight, padding=padding, stride=stride), x.shape[0])
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.linear(x.reshape(x.shape[0], x.shape[1], -1), weight)
+
+
+class _RebuiltInputFunction(torch.autograd.Function):
+    """A conv or linear layer that keeps its input's recipe instead of the input for the weight gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, kind, options, recipe, *recipe_tensors):
+        ctx.kind, ctx.options, ctx.recipe, ctx.input_shape = kind, options, recipe, x.shape
+        ctx.save_for_backward(weight, *recipe_tensors)
+        if kind == "conv":
+            return _conv(x, weight, *options)
+        return _linear(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight, *recipe_tensors = ctx.saved_tensors
+        x = ctx.recipe.build(tuple(recipe_tensors))
+        need_input, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x = grad_weight = None
+        if ctx.kind == "conv":
+            padding, stride = ctx.options
+            # What autograd's ConvolutionBackward runs for F.conv2d (same kernel, same result).
+            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+                _merge_time(grad_out.contiguous()),
+                _merge_time(x),
+                weight,
+                None,
+                (stride, stride),
+                (padding, padding),
+                (1, 1),
+                False,
+                (0, 0),
+                1,
+                [need_input, need_weight, False],
+            )
+            if grad_x is not None:
+                grad_x = grad_x.reshape(ctx.input_shape)
+        else:
+            grad_rows = grad_out.reshape(-1, grad_out.shape[-1])
+            if need_input:
+                grad_x = grad_rows.mm(weight).reshape(ctx.input_shape)
+            if need_weight:
+                grad_weight = grad_rows.t().mm(x.reshape(grad_rows.shape[0], -1))  # as autograd's linear
+        return (grad_x, grad_weight, None, None, None, *(None for _ in recipe_tensors))
+
+
+def _weighted(x: torch.Tensor, weight: torch.Tensor, kind: str, options: tuple) -> torch.Tensor:
+    recipe = rebuild_recipe(x)
+    # Under autocast (precision=bf16) the plain path: autocast casts and saves the input itself, and the
+    # rebuilt-input backward would meet a bfloat16 gradient with float32 weights.
+    if (
+        recipe is None
+        or not torch.is_grad_enabled()
+        or not (x.requires_grad or weight.requires_grad)
+        or torch.is_autocast_enabled(x.device.type)
+    ):
+        return _conv(x, weight, *options) if kind == "conv" else _linear(x, weight)
+    return _RebuiltInputFunction.apply(x, weight, kind, options, recipe, *recipe.tensors)
 
 
 class SpikingConv2d(nn.Module):
@@ -66,8 +186,7 @@ class SpikingConv2d(nn.Module):
         self.weight.mul_(self.weight_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        current = F.conv2d(_merge_time(x), self.weight, padding=self.padding, stride=self.stride)
-        return self.neuron(_split_time(current, x.shape[0]))
+        return self.neuron(_weighted(x, self.weight, "conv", (self.padding, self.stride)))
 
 
 class SpikingLinear(nn.Module):
@@ -90,8 +209,42 @@ class SpikingLinear(nn.Module):
         self.weight.mul_(self.weight_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        current = F.linear(x.reshape(x.shape[0], x.shape[1], -1), self.weight)
-        return self.neuron(current)
+        return self.neuron(_weighted(x, self.weight, "linear", ()))
+
+
+def _sum_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """``avg_pool2d(x, k, stride=k) * (k * k * 1.1)`` bit for bit, about 3x faster on CPU: the window sum is
+    accumulated over strided views in the kernel's order (row by row, left to right), then divided by k*k."""
+    k = kernel_size
+    height, width = x.shape[-2] // k * k, x.shape[-1] // k * k  # floor mode: a ragged edge is dropped
+    total = x[..., 0:height:k, 0:width:k].clone()
+    for i in range(k):
+        for j in range(k):
+            if i or j:
+                total.add_(x[..., i:height:k, j:width:k])
+    return total.div_(k * k).mul_(k * k * POOL_GAIN)
+
+
+class _SumPoolFunction(torch.autograd.Function):
+    """Sum-pooling over ``[T, B, C, H, W]`` that keeps only its input's shape: its backward needs no values."""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size):
+        ctx.kernel_size, ctx.input_shape = kernel_size, x.shape
+        return _sum_pool(x, kernel_size)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        k = ctx.kernel_size
+        # As autograd's for avg_pool2d(x) * gain: scale, divide by k*k, spread over each window (0 elsewhere).
+        grad = (grad_out * (k * k * POOL_GAIN)).div_(k * k)
+        height, width = grad.shape[-2] * k, grad.shape[-1] * k
+        ragged = (height, width) != tuple(ctx.input_shape[-2:])  # the dropped edge gets no gradient
+        grad_x = grad.new_zeros(ctx.input_shape) if ragged else grad.new_empty(ctx.input_shape)
+        for i in range(k):  # strided writes: several times faster than avg_pool2d_backward or an expand
+            for j in range(k):
+                grad_x[..., i:height:k, j:width:k] = grad
+        return grad_x, None
 
 
 class SumPool2d(nn.Module):
@@ -102,12 +255,34 @@ class SumPool2d(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kernel_size
-        pooled = F.avg_pool2d(_merge_time(x), k, stride=k) * (k * k * POOL_GAIN)
-        return _split_time(pooled, x.shape[0])
+        pooled = _SumPoolFunction.apply(x, self.kernel_size)
+        recipe = rebuild_recipe(x)
+        if recipe is not None:
+            attach_recipe(pooled, recipe.then(partial(_sum_pool, kernel_size=self.kernel_size)))
+        return pooled
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, gain={POOL_GAIN}"
+
+
+def _apply_keep(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """``x`` times the time-shared mask: ``keep`` (bool ``[B, ...]``) as 0 or ``1/(1-p)``, as bernoulli/(1-p)."""
+    return x * (keep.to(x.dtype) / (1.0 - p)).unsqueeze(0)
+
+
+class _SharedDropoutFunction(torch.autograd.Function):
+    """``x * mask`` that keeps the mask as bool (one byte per (sample, neuron)) for the backward."""
+
+    @staticmethod
+    def forward(ctx, x, keep, p):
+        ctx.p = p
+        ctx.save_for_backward(keep)
+        return _apply_keep(x, keep, p)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (keep,) = ctx.saved_tensors
+        return _apply_keep(grad_out, keep, ctx.p), None, None
 
 
 class TimeSharedDropout(nn.Module):
@@ -122,8 +297,12 @@ class TimeSharedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.empty_like(x[0]).bernoulli_(1.0 - self.p) / (1.0 - self.p)
-        return x * keep.unsqueeze(0)
+        keep = torch.empty_like(x[0]).bernoulli_(1.0 - self.p).bool()
+        dropped = _SharedDropoutFunction.apply(x, keep, self.p)
+        recipe = rebuild_recipe(x)
+        if recipe is not None:
+            attach_recipe(dropped, recipe.then(partial(_apply_keep, p=self.p), keep))
+        return dropped
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -145,4 +324,8 @@ class PSPInput(nn.Module):
                 f"input must be static [B, ...] ({self.sample_dims + 1} dims) or event frames [T, B, ...] "
                 f"({self.sample_dims + 2} dims); got shape {tuple(x.shape)}"
             )
-        return psp_filter(x, self.tau_s)
+        filtered = psp_filter(x, self.tau_s)
+        if x.requires_grad or not torch.is_grad_enabled():  # kept as autograd would keep it, or not at all
+            return filtered
+        # A static image is kept as [B, ...] (the expanded view shares its storage), not as T filtered copies.
+        return attach_recipe(filtered, RebuildRecipe(partial(psp_filter, tau_s=self.tau_s), (), (x,)))

@@ -146,12 +146,24 @@ class NativeMethod:
             "engine": "tssl",
             "grad_rule": self.grad,
             "torch": torch.__version__,
-            "kernel": "torch",
+            "kernel": _kernel_used(model),
             "recipe": self.recipe,
         }
 
     def training_recipe(self, config: ModelConfig, task_loss: LossFn) -> Recipe:
         return matched_recipe(task_loss, self.recipe)
+
+
+def _kernel_used(model: nn.Module | None) -> str:
+    """Which neuron implementation runs on the model's device: "triton" (tssl.kernels), "torch.compile"
+    (TSSL_NEURON_COMPILE=1 on a CPU, tssl.neuron_compiled) or "torch" (the eager PyTorch path)."""
+    from tssl.kernels import neuron_backend
+    from tssl.neuron_compiled import compile_requested
+
+    parameter = next(model.parameters(), None) if model is not None else None
+    probe = torch.empty(0, device=parameter.device if parameter is not None else "cpu")
+    backend = neuron_backend(probe)
+    return "torch.compile" if backend == "torch" and compile_requested(probe) else backend
 
 
 # name -> the method itself, or "module:attribute" for methods whose libraries are imported only when used.
