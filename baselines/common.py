@@ -31,6 +31,7 @@ from torch import nn
 from tssl.layers import PSPInput, SpikingConv2d, SpikingLinear
 from tssl.methods import ModelConfig, build_native
 from tssl.neuron import psp_filter
+from tssl.precision import neuron_input
 
 RECIPE_SYNAPSE = {"matched": "psp", "native": "spike"}
 
@@ -95,7 +96,9 @@ class BaselineNeuron(nn.Module):
         self.lif, self.synapse = lif, synapse
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        return self.synapse(self.lif(current))
+        # As the native neuron: under bf16 autocast the LIF state stays float32 (and SpikingJelly's fused
+        # op, which takes float32 only, still runs).
+        return self.synapse(self.lif(neuron_input(current)))
 
 
 class BaselineNetwork(nn.Module):

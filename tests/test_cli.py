@@ -105,3 +105,12 @@ def test_bad_input_is_one_line_without_traceback(workdir, args, message):
     assert message.lower() in result.stderr.strip().splitlines()[-1].lower()
     # Nothing already written is lost.
     assert (workdir / "results" / "clitest.jsonl").read_text() == '{"run_id": "kept", "status": "ok"}\n'
+
+
+@pytest.mark.parametrize("command", [["run", "clitest"], ["bench", "--net", "fmnist-mlp"]])
+def test_bad_neuron_backend_setting_is_refused_before_running(workdir, command, monkeypatch):
+    monkeypatch.setenv("TSSL_NEURON_BACKEND", "cuda-fast")
+    result = run_cli(*command, cwd=workdir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "TSSL_NEURON_BACKEND='cuda-fast' is not a neuron backend; allowed: auto, torch, triton" in result.stderr
+    assert not (workdir / "results" / "clitest.jsonl").exists()

@@ -388,3 +388,37 @@ def test_no_records(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no records for suite 'synth'"):
         write_report("synth", [], tmp_path / "out")
     assert issubclass(ReportError, ValueError)
+
+
+def _bench_record(method: str, step_seconds: float, architecture: str = "16C3-P2-64", batch: int = 8) -> dict:
+    """A SYNTHETIC tssl bench record (invented numbers, for tests only)."""
+    return {
+        "schema": 1, "kind": "bench", "bench_id": "synthetic", "run_id": f"bench.synthetic.{method}",
+        "status": "ok", "method": method, "batch": batch, "steps": 4, "precision": "fp32", "device": "cpu",
+        "threads": 2, "net": {"name": "synthetic", "architecture": architecture, "padding": 0},
+        "step_seconds": {"median": step_seconds}, "samples_per_second": batch / step_seconds,
+        "time_ratio_to_tssl": step_seconds / 0.1, "time_ratio_to_floor": step_seconds / 0.08,
+        "saved_activation_bytes_per_sample": 2048.0,
+    }  # fmt: skip
+
+
+def test_bench_timing_of_each_task_network_and_its_projection(tmp_path: Path) -> None:
+    records = reproduced_case()  # digits-cnn: timing gives 1000 samples/s x 1.8 s over 3 epochs = 600 / epoch
+    config = {"architecture": "16C3-P2-64", "padding": 0, "batch_size": 8, "steps": 4, "epochs": 50}
+    tasks = {"digits-cnn": {"paper": PAPER, "tolerance": 0.5, "description": "", "run_config": config}}
+    bench = [
+        _bench_record("tssl", 0.1), _bench_record("floor", 0.08),
+        _bench_record("tssl", 0.1, architecture="400-400"),  # another network: not this task's
+    ]  # fmt: skip
+    text = build_report("synth", records, tmp_path, suite_tasks=tasks, bench_records=bench).index.read_text()
+    caption = next(c for c in captions(text) if "measured alone by `tssl bench`" in c)
+    rows = [line for line in text.split(caption, 1)[1].splitlines() if line.startswith("| digits-cnn")]
+    assert len(rows) == 2 and "`tssl`" in rows[0] and "`floor`" in rows[1]
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    # 8 samples per 0.1 s step = 80 samples/s; 600 samples per epoch -> 7.5 s; 50 epochs -> 0.10 h.
+    assert cells[4:7] == ["100.0", "80", "1.00"] and cells[8:11] == ["2", "7.5", "0.10"]
+
+
+def test_no_bench_records_no_bench_table(tmp_path: Path) -> None:
+    text = build_report("synth", reproduced_case(), tmp_path).index.read_text()
+    assert "measured alone by `tssl bench`" not in text

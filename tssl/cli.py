@@ -46,20 +46,57 @@ def _add_run(commands) -> None:
     run.add_argument("--force", action="store_true", help="rerun runs that already have a record")
     run.add_argument("--results-dir", type=Path, default=Path("results"))
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="checkpoints (default runs/)")
+    cluster = run.add_argument_group(
+        "executors", "run each task x method x seed as its own job through submitit (docs/cluster.md); these "
+        "override the suite's `cluster:` settings and never change a run's id")
+    cluster.add_argument("--executor", choices=("inline", "local", "slurm"), default="inline",
+                         help="inline: one run after the other in this process (default; under torchrun, each "
+                         "run on every rank); local: local processes, --concurrency at a time, waited for; "
+                         "slurm: a Slurm job array, submitted and left to run (see tssl status)")
+    cluster.add_argument("--partition", help="Slurm partition")
+    cluster.add_argument("--gpus-per-job", type=int, metavar="N",
+                         help="GPUs per run (> 1: one DDP process per GPU; 0: a CPU job)")
+    cluster.add_argument("--time-limit", type=_positive_int, metavar="MINUTES",
+                         help="per job; a timed-out job is requeued and resumes from its checkpoint")
+    cluster.add_argument("--concurrency", type=_positive_int, metavar="N", help="runs at once")
     run.set_defaults(handler=_run_suite)
+
+
+def _cluster_settings(suite, args: argparse.Namespace):
+    """The suite's ``cluster:`` settings with the command line's flags on top."""
+    from pydantic import ValidationError
+
+    flags = {"partition": args.partition, "gpus_per_job": args.gpus_per_job, "time_limit_min": args.time_limit,
+             "concurrency": args.concurrency}
+    try:
+        return suite.cluster.model_validate({**suite.cluster.model_dump(),
+                                             **{k: v for k, v in flags.items() if v is not None}})
+    except ValidationError as error:
+        first = error.errors()[0]
+        flag = {"time_limit_min": "time-limit"}.get(str(first["loc"][0]), str(first["loc"][0]).replace("_", "-"))
+        raise UsageError(f"--{flag}: {first['msg']}") from None
 
 
 def _run_suite(args: argparse.Namespace) -> int:
     from tssl.data.base import DataError
+    from tssl.distributed import DistributedError
+    from tssl.kernels import BackendError, requested_backend
     from tssl.runner import RunOptions, run_suite
     from tssl.suites import SuiteError, load_suite
 
     try:
+        requested_backend()  # a bad TSSL_NEURON_BACKEND is refused before any run starts
         suite = load_suite(args.suite, args.overrides)
         options = RunOptions(args.results_dir, args.runs_dir, args.device, args.limit_batches, args.force)
+        if args.executor != "inline":
+            return _submit_suite(suite, options, args)
         outcome = run_suite(suite, options, args.only, args.seeds)
-    except (SuiteError, DataError) as error:
+    except (SuiteError, DataError, DistributedError, BackendError) as error:
         raise UsageError(str(error)) from None
+    from tssl.distributed import ranks_from_environment
+
+    if not ranks_from_environment().is_main:
+        return 1 if outcome.failed else 0
     print(
         f"suite {suite.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done, "
         f"{len(outcome.failed)} failed; records in {args.results_dir / (suite.name + '.jsonl')}"
@@ -77,15 +114,19 @@ def _add_report(commands) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from tssl.report import ReportError, load_records, write_report
+    from tssl.results import ResultsError, read_records
     from tssl.suites import SuiteError, load_suite
 
     try:
         suite = load_suite(args.suite)
         tasks = {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
-                          "description": t.description} for t in suite.tasks}
+                          "description": t.description, "run_config": t.run_config()} for t in suite.tasks}
         records = load_records(args.results_dir / f"{suite.name}.jsonl")
-        index = write_report(suite.name, records, args.out or Path("reports") / suite.name, suite_tasks=tasks)
-    except (SuiteError, ReportError) as error:
+        bench_store = args.results_dir / "bench" / "bench.jsonl"  # tssl bench's default store, if present
+        bench = read_records(bench_store) if bench_store.exists() else []
+        index = write_report(suite.name, records, args.out or Path("reports") / suite.name, suite_tasks=tasks,
+                             bench_records=bench)
+    except (SuiteError, ReportError, ResultsError) as error:
         raise UsageError(str(error)) from None
     print(f"report written to {index}")
     return 0
@@ -181,6 +222,121 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+    return value
+
+
+def _name_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+BENCH_RESULTS_DIR = Path("results") / "bench"
+
+
+def _add_bench(commands) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="time a training step of every method on the paper's networks; records go to results/bench/bench.jsonl",
+        description="Train --iters steps of each method on random data of each net's shape, alternating methods "
+        "in rounds after --warmup rounds; print samples/s, time ratios to tssl and to the floor (the net with its "
+        "neuron replaced by one multiply), peak memory and saved activations, and append one record per net x "
+        "method to RESULTS_DIR/bench.jsonl. With --report, write reports/bench/ from that store instead.",
+    )
+    bench.add_argument("--net", action="append", type=_name_list, metavar="NET",
+                       help="mnist, fmnist-mlp, cifar10-cnn1, or an architecture string with --input-shape "
+                       "(repeatable or comma-separated; default: the three paper nets)")
+    bench.add_argument("--input-shape", metavar="C,H,W", help="input of an architecture-string --net")
+    bench.add_argument("--methods", type=_name_list, default=["tssl", "tssl-surrogate", "snntorch", "spikingjelly",
+                                                               "floor"],
+                       help="comma-separated: tssl, tssl-surrogate, snntorch, spikingjelly (every implementation "
+                       "available on the device) or spikingjelly[cuda|triton|torch], floor (default: all)")
+    bench.add_argument("--batch", type=_positive_int, help="batch size for every net (default: the net's; "
+                       "cifar10-cnn1 uses 4 on CPU)")
+    bench.add_argument("--steps", type=_positive_int, metavar="T", help="time steps T (default: the net's, 5)")
+    bench.add_argument("--iters", type=_positive_int, default=10, help="timed rounds (default 10)")
+    bench.add_argument("--warmup", type=_non_negative_int, default=2, help="untimed rounds first (default 2)")
+    bench.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    bench.add_argument("--precision", default="fp32", help="fp32 (default), tf32 (CUDA only) or bf16")
+    bench.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    bench.add_argument("--results-dir", type=Path, default=BENCH_RESULTS_DIR,
+                       help=f"where bench.jsonl is kept (default {BENCH_RESULTS_DIR}; `tssl report` reads it there)")
+    bench.add_argument("--report", action="store_true",
+                       help="write the bench report from RESULTS_DIR/bench.jsonl instead of running")
+    bench.add_argument("--out", type=Path, help="report folder (default reports/bench)")
+    bench.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tssl.bench import DEFAULT_NETS, BenchError, BenchOptions, run_bench
+    from tssl.bench_report import BenchReportError, load_bench_records, write_bench_report
+    from tssl.kernels import BackendError, requested_backend
+
+    try:
+        requested_backend()  # a bad TSSL_NEURON_BACKEND is refused before anything runs
+        if args.report:
+            index = write_bench_report(load_bench_records(args.results_dir), args.out or Path("reports") / "bench")
+            print(f"report written to {index}")
+            return 0
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        nets = [name for group in args.net for name in group] if args.net else list(DEFAULT_NETS)
+        options = BenchOptions(args.iters, args.warmup, args.precision, not args.no_memory)
+        run_bench(nets, args.methods, device=args.device, input_shape=args.input_shape, batch=args.batch,
+                  steps=args.steps, options=options, results_dir=args.results_dir, argv=sys.argv[1:])
+    except (BenchError, BenchReportError, BackendError) as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
+def _submit_suite(suite, options, args: argparse.Namespace) -> int:
+    from tssl.executors import submit_suite
+
+    cluster = _cluster_settings(suite, args)
+    outcome = submit_suite(suite, options, args.executor, cluster, args.only, args.seeds)
+    store = args.results_dir / f"{suite.name}.jsonl"
+    if args.executor == "slurm":
+        print(f"suite {suite.name}: {len(outcome.submitted)} jobs submitted, {len(outcome.active)} already queued "
+              f"or running, {len(outcome.skipped)} already done; records go to {store}; see tssl status {args.suite}")
+        return 0
+    results = list(outcome.finished.values())
+    failed = results.count("failed")
+    print(f"suite {suite.name}: {results.count('ran')} ran in local jobs, {len(outcome.skipped)} already done, "
+          f"{len(outcome.active)} already running elsewhere, {failed} failed; records in {store}")
+    return 1 if failed else 0
+
+
+def _add_status(commands) -> None:
+    status = commands.add_parser(
+        "status", help="done / running / queued / failed / resumable / not started, per run of a suite",
+        description="Where each task x method x seed of the suite stands: from the results store, the runs "
+        "folder (checkpoints) and the jobs that tssl run --executor submitted (RUNS_DIR/<suite>/jobs.json).")
+    status.add_argument("suite")
+    status.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="the overrides the suite was run with (they change the run ids)")
+    status.add_argument("--results-dir", type=Path, default=Path("results"))
+    status.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    status.set_defaults(handler=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tssl.results import ResultsError
+    from tssl.status import format_table, suite_status
+    from tssl.suites import SuiteError, load_suite
+
+    try:
+        suite = load_suite(args.suite, args.overrides)
+        print(format_table(suite, suite_status(suite, args.results_dir, args.runs_dir)))
+    except (SuiteError, ResultsError) as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tssl", description="TSSL-BP engine and spiking-network benchmark")
     parser.add_argument("--version", action="version", version=f"tssl-bench {__version__}")
@@ -189,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(commands)
     _add_check(commands)
     _add_fetch(commands)
+    _add_bench(commands)
+    _add_status(commands)
     return parser
 
 
@@ -197,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Overrides (key=value) may come after options too: `tssl run fmnist --only fmnist-mlp epochs=3`.
     args, extra = parser.parse_known_args(argv)
     stray = [item for item in extra if item.startswith("-") or "=" not in item]
-    if stray or (extra and args.command != "run"):
+    if stray or (extra and args.command not in ("run", "status")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]

@@ -15,12 +15,17 @@ PACKAGES = ("tssl-bench", "torch", "torchvision", "numpy", "scikit-learn", "snnt
             "triton", "pandas", "matplotlib")
 
 
+OUTPUT_PATHSPECS = (":(exclude,top)results", ":(exclude,top)reports")
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def git_state(cwd: Path | None = None) -> dict[str, object]:
-    """The checkout's commit and whether tracked files differ from it; nulls outside a git checkout."""
+    """The checkout's commit and whether tracked files other than the outputs differ from it; nulls outside a
+    git checkout. The committed results stores and reports (``results/``, ``reports/``) are left out: a run
+    appending to a tracked store would otherwise mark every later run of the same checkout dirty."""
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
@@ -29,7 +34,8 @@ def git_state(cwd: Path | None = None) -> dict[str, object]:
         return done.stdout.strip() if done.returncode == 0 else None
 
     sha = git("rev-parse", "HEAD")
-    dirty = None if sha is None else bool(git("status", "--porcelain", "--untracked-files=no"))
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUT_PATHSPECS)
+    dirty = None if sha is None else bool(status)
     return {"git_sha": sha, "git_dirty": dirty}
 
 

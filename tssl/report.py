@@ -37,6 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from tssl.bench_report import SUITE_TIMING_HEADER, suite_timing_rows
 from tssl.metrics import CONVENTIONS, ENERGY_LABEL
 from tssl.results import ResultsError, read_records
 
@@ -514,19 +515,31 @@ class ReportOutput:
 
 
 def write_report(
-    suite: str, records: list[dict], out_dir: Path, *, suite_tasks: dict[str, dict] | None = None
+    suite: str,
+    records: list[dict],
+    out_dir: Path,
+    *,
+    suite_tasks: dict[str, dict] | None = None,
+    bench_records: Sequence[dict] = (),
 ) -> Path:
     """Write ``out_dir/index.md`` and its PNG figures for ``suite`` from ``records``; return the index path.
 
     ``suite_tasks`` maps task name -> {"paper": {...} | None, "tolerance": points, "description": str}; when
     given it is the source of paper numbers and tolerances, else the records' ``paper`` and a tolerance of
-    :data:`DEFAULT_TOLERANCE` points are used (and the report says so).
+    :data:`DEFAULT_TOLERANCE` points are used (and the report says so). ``bench_records`` (``tssl bench``'s
+    store) add the step time of each task's network measured alone, matched through ``suite_tasks``'
+    ``run_config``, and the epoch and full-run times it projects.
     """
-    return build_report(suite, records, out_dir, suite_tasks=suite_tasks).index
+    return build_report(suite, records, out_dir, suite_tasks=suite_tasks, bench_records=bench_records).index
 
 
 def build_report(
-    suite: str, records: list[dict], out_dir: Path, *, suite_tasks: dict[str, dict] | None = None
+    suite: str,
+    records: list[dict],
+    out_dir: Path,
+    *,
+    suite_tasks: dict[str, dict] | None = None,
+    bench_records: Sequence[dict] = (),
 ) -> ReportOutput:
     """As :func:`write_report`, returning the figure titles and verdicts as well (for tests and tools)."""
     out_dir = Path(out_dir)
@@ -710,6 +723,21 @@ def build_report(
             lines += figure_block("throughput.png", "Training throughput and peak memory", _flags_of(groups), figure)
         else:
             lines += ["No timing recorded in the successful runs: no throughput figure.", ""]
+        timing_rows = suite_timing_rows(bench_records, suite_tasks or {}, ok)
+        if timing_rows:
+            lines += [
+                "The runs' own times depend on what else the machine ran beside them (their thread count is in "
+                "the hardware line above). Measured alone with `tssl bench` (random data of the task's shape; "
+                "the step is forward, loss, backward, clip, AdamW and clamp; medians over rounds alternating the "
+                "methods), each task's network gives the step times below; the projections multiply them by the "
+                "task's training samples per epoch and its epochs, without the evaluation passes. The floor is "
+                "the same network with its neuron replaced by one multiply.",
+                "",
+                table_caption("training step of each task's network, measured alone by `tssl bench`", []),
+                "",
+                *_table(SUITE_TIMING_HEADER, timing_rows),
+                "",
+            ]
 
     # ---- 5. Efficiency (only when the records carry it) ------------------------------------------------------
     if frames.has_efficiency:

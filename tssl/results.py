@@ -25,16 +25,22 @@ def store_path(results_dir: Path, suite: str) -> Path:
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as one line: one ``write`` on an O_APPEND descriptor under an exclusive ``flock``, then
+    fsync, so that any number of processes (local jobs, Slurm jobs on a shared file system) can append at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
-    with open(path, "a", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    data = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a writer died mid-line: start on a line of our own
+        written = 0
+        while written < len(data):  # a single write unless the kernel splits it
+            written += os.write(descriptor, data[written:])
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def read_records(path: Path, validate: Callable[[Any], str | None] | None = None) -> list[dict[str, Any]]:

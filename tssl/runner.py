@@ -6,6 +6,7 @@ kill -9 the next ``tssl run`` resumes from the last finished epoch; runs with a 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import resource
@@ -13,8 +14,9 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +24,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tssl import distributed
 from tssl.data.base import PreparedData
 from tssl.data.registry import load_data
+from tssl.distributed import SINGLE, Ranks
 from tssl.methods import Method, ModelConfig, get_method, training_recipe
 from tssl.metrics import measure_efficiency
+from tssl.precision import PrecisionError, autocast, check_precision, math_mode
 from tssl.provenance import environment, utc_now
 from tssl.results import SCHEMA_VERSION, append_record, finished_run_ids, read_records, store_path
 from tssl.suites import Suite, SuiteError, TaskConfig, config_hash
 from tssl.train import evaluate, latency_curve, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
+LOCK = "lock"  # held (flock) by the process training the run
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,20 @@ class Run:
     task: TaskConfig
     method: str
     seed: int
+    world_size: int = 1  # processes the run is spread over (torchrun / gpus_per_job)
 
     @property
     def config(self) -> dict[str, Any]:
-        return {**self.task.run_config(), "method": self.method, "seed": self.seed}
+        config = {**self.task.run_config(), "method": self.method, "seed": self.seed}
+        if self.task.batch_semantics == "per_rank":  # the global batch, and with it the result, depends on it
+            config["world_size"] = self.world_size
+        return config
+
+    @property
+    def global_batch(self) -> int:
+        """Samples per optimiser step over all ranks (see TaskConfig.batch_semantics)."""
+        per_rank = self.task.batch_semantics == "per_rank"
+        return self.task.batch_size * self.world_size if per_rank else self.task.batch_size
 
     @property
     def config_hash(self) -> str:
@@ -62,6 +78,9 @@ class RunOptions:
     limit_batches: int | None = None
     force: bool = False
     progress: bool | None = None  # None: show progress bars only on a terminal
+    # Records finished before this time (UTC, provenance.utc_now format) do not count as done: set by --force,
+    # so that a forced run resubmitted after a preemption still skips the record it has already written.
+    done_after: str | None = None
 
 
 @dataclass
@@ -69,6 +88,7 @@ class SuiteOutcome:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # another process was training them
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,10 +103,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def expand(suite: Suite, only: list[str] | None = None, seeds: list[int] | None = None) -> list[Run]:
+def expand(
+    suite: Suite, only: list[str] | None = None, seeds: list[int] | None = None, world_size: int = 1
+) -> list[Run]:
     tasks = suite.tasks if not only else [suite.task(name) for name in only]
     return [
-        Run(suite.name, task, method, seed)
+        Run(suite.name, task, method, seed, world_size)
         for task in tasks
         for method in task.methods
         for seed in (seeds if seeds is not None else task.seeds)
@@ -126,9 +148,12 @@ def _percent(fraction: float) -> float:
     return round(100.0 * fraction, 4)
 
 
-def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch.device, show: bool) -> dict:
-    """Train one run (resuming from its checkpoint) and return its record."""
-    task, limit = run.task, options.limit_batches
+def execute_run(
+    run: Run, data: PreparedData, options: RunOptions, device: torch.device, show: bool, ranks: Ranks = SINGLE
+) -> dict | None:
+    """Train one run (resuming from its checkpoint) and return its record (None on ranks other than 0)."""
+    task, limit, batch = run.task, options.limit_batches, run.global_batch
+    distributed.check_global_batch(batch, ranks, f"task {task.name!r}")
     started_at = utc_now()
     method = _method_for(run)
     _seed_everything(run.seed)
@@ -137,6 +162,11 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
         task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout,
     )
     model = method.build(config).to(device)
+    trained = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
+
+    def reset(_trained: torch.nn.Module) -> None:  # the method's state lives in the model, not in DDP's wrapper
+        method.reset(model)
+
     recipe = training_recipe(method, config, task.task_loss())
     loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
     optimizer = recipe.make_optimizer(model.parameters(), task.lr)
@@ -155,27 +185,34 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
             history, train_seconds = state["history"], state["train_seconds"]
             started_at = state["started_at"]
+    if ranks.rank > 0:  # its own dropout masks (the replicas' weights are equal already)
+        torch.manual_seed(run.seed * 1_000_003 + ranks.rank * 1_009 + len(history))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def test_batches():
-        return data.batches(data.test, task.batch_size, limit=limit)
+    def test_batches(shared: bool = True):
+        if shared:  # each rank its share of every global batch
+            return data.batches(data.test, batch, limit=limit, ranks=ranks)
+        # Rank 0 alone, in batches no larger than its share, so that it fits where the training did.
+        share = -(-batch // ranks.world_size)
+        return data.batches(data.test, share, limit=None if limit is None else limit * ranks.world_size)
 
-    train_per_epoch = min(len(data.train), (limit or sys.maxsize) * task.batch_size)
+    train_per_epoch = min(len(data.train), (limit or sys.maxsize) * batch)
     with tqdm(total=task.epochs, initial=len(history), desc=run.run_id, position=1, leave=False,
               disable=not show) as epoch_bar:
         for epoch in range(len(history) + 1, task.epochs + 1):
             start = time.perf_counter()
-            total = data.batch_count(data.train, task.batch_size, limit)
+            total = data.batch_count(data.train, batch, limit)
             with tqdm(total=total, desc=f"epoch {epoch}", position=2, leave=False, disable=not show) as bar:
-                batches = data.batches(data.train, task.batch_size, shuffle, augment=True, limit=limit)
-                train_loss, train_acc = train_epoch(model, loss_fn, optimizer, batches, device, method.reset, bar)
+                batches = data.batches(data.train, batch, shuffle, augment=True, limit=limit, ranks=ranks)
+                train_loss, train_acc = train_epoch(trained, loss_fn, optimizer, batches, device, reset, bar,
+                                                    task.precision, ranks=ranks)
             epoch_train_seconds = time.perf_counter() - start
             val_acc = None
             if data.validation is not None:
-                val_acc = evaluate(model, data.batches(data.validation, task.batch_size, limit=limit), device,
-                                   method.reset)
-            test_acc = evaluate(model, test_batches(), device, method.reset)
+                val_acc = evaluate(model, data.batches(data.validation, batch, limit=limit, ranks=ranks), device,
+                                   method.reset, task.precision, ranks=ranks)
+            test_acc = evaluate(model, test_batches(), device, method.reset, task.precision, ranks=ranks)
             history.append({
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -185,25 +222,30 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
                 "seconds": time.perf_counter() - start,
             })
             train_seconds += epoch_train_seconds
-            _save_atomically({
-                "config_hash": run.config_hash,
-                "limit_batches": limit,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "shuffle_rng": shuffle.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "history": history,
-                "train_seconds": train_seconds,
-                "started_at": started_at,
-            }, checkpoint)
+            if ranks.is_main:  # the replicas are equal: one checkpoint, in the single-process format
+                _save_atomically({
+                    "config_hash": run.config_hash,
+                    "limit_batches": limit,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "shuffle_rng": shuffle.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "history": history,
+                    "train_seconds": train_seconds,
+                    "started_at": started_at,
+                }, checkpoint)
             epoch_bar.update(1)
             epoch_bar.set_postfix(test_acc=f"{test_acc:.3f}")
 
-    latency = [_percent(a) for a in latency_curve(model, test_batches(), device, method.reset)]
+    latency = [_percent(a) for a in latency_curve(model, test_batches(), device, method.reset, task.precision,
+                                                  ranks=ranks)]
+    if not ranks.is_main:
+        return None
     peak, memory_kind = _peak_memory(device)
     # After the memory peak is read, so that the metrics' own bookkeeping does not count as the run's memory.
-    efficiency = measure_efficiency(model, test_batches(), device, method.reset)
+    with math_mode(task.precision, device), autocast(task.precision, device):
+        efficiency = measure_efficiency(model, test_batches(shared=False), device, method.reset)
     tests = [h["test_accuracy"] for h in history]
     best_epoch = int(np.argmax(tests)) + 1
     record: dict[str, Any] = {
@@ -212,6 +254,7 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
         "task": task.name,
         "method": run.method,
         "recipe": task.recipe,
+        "precision": task.precision,
         "seed": run.seed,
         "run_id": run.run_id,
         "status": "ok",
@@ -221,6 +264,14 @@ def execute_run(run: Run, data: PreparedData, options: RunOptions, device: torch
         "deviations": task.deviations,
         "data": {"name": data.name, "kind": data.kind, "source": data.source, "fingerprint": data.fingerprint},
         "steps": task.steps,
+        "batch": {  # see TaskConfig.batch_semantics
+            "semantics": task.batch_semantics,
+            "size": task.batch_size,
+            "global": batch,
+            "per_rank": -(-batch // ranks.world_size),  # the largest share (shares differ by at most one)
+            "world_size": ranks.world_size,
+            "backend": torch.distributed.get_backend() if ranks.active else None,
+        },
         "epochs": len(history),
         "accuracy": {
             "final": tests[-1],
@@ -264,6 +315,7 @@ def failed_record(run: Run, error: BaseException, options: RunOptions, device: t
         "task": run.task.name,
         "method": run.method,
         "recipe": run.task.recipe,
+        "precision": run.task.precision,
         "seed": run.seed,
         "run_id": run.run_id,
         "status": "failed",
@@ -276,6 +328,104 @@ def failed_record(run: Run, error: BaseException, options: RunOptions, device: t
     }
 
 
+def _done_ids(store: Path, options: RunOptions) -> set[str]:
+    records = read_records(store)
+    if options.done_after is not None:
+        records = [r for r in records if r.get("provenance", {}).get("finished_at", "") >= options.done_after]
+    return finished_run_ids(records)
+
+
+@contextmanager
+def claim_run(run_dir: Path) -> Iterator[bool]:
+    """Hold the run's lock while training it: False when another process (another job, another ``tssl run``)
+    holds it. The lock is released when the process ends, however it ends."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            claimed = True
+        except BlockingIOError:
+            claimed = False
+        yield claimed
+
+
+def perform_run(
+    run: Run,
+    data: PreparedData,
+    options: RunOptions,
+    device: torch.device,
+    ranks: Ranks = SINGLE,
+    show: bool = False,
+    log: Callable[[str], None] = print,
+) -> str:
+    """Train one run unless it is done or being trained elsewhere, and append its record (rank 0).
+
+    Returns ``ran``, ``failed``, ``skipped`` (a record exists) or ``busy`` (another process holds the run).
+    The store is read after the run's lock is taken, so two processes never both train and record a run.
+    """
+    store = store_path(options.results_dir, run.suite)
+    run_dir = options.runs_dir / run.suite / run.run_id
+    with ExitStack() as held:
+        decision = "run"
+        if ranks.is_main:
+            if not held.enter_context(claim_run(run_dir)):
+                decision = "busy"
+            elif run.run_id in _done_ids(store, options):
+                shutil.rmtree(run_dir, ignore_errors=True)  # a checkpoint left by a crash after the record
+                decision = "skipped"
+            elif options.force:
+                (run_dir / CHECKPOINT).unlink(missing_ok=True)
+        decision = ranks.broadcast(decision)
+        if decision != "run":
+            return decision
+        try:
+            record = execute_run(run, data, options, device, show, ranks)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # the run failed: record why, keep its checkpoint for a retry
+            if ranks.is_main:
+                append_record(store, failed_record(run, error, options, device))
+                log(f"{run.run_id}: FAILED: {type(error).__name__}: {error}")
+            if os.environ.get("TSSL_DEBUG"):
+                traceback.print_exc()
+            return "failed"
+        if record is not None:
+            append_record(store, record)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            acc = record["accuracy"]
+            log(
+                f"{run.run_id}: final {acc['final']:.2f} %, best {acc['best']:.2f} % "
+                f"(epoch {acc['best_epoch']}), {record['timing']['train_seconds']:.1f} s"
+                + ("  [smoke run]" if record["smoke"] else "")
+            )
+        return "ran"
+
+
+def load_datasets(runs: list[Run], device: torch.device) -> dict[tuple, PreparedData]:
+    """Every dataset the runs need, loaded once (missing data stops everything with one message)."""
+    datasets: dict[tuple, PreparedData] = {}
+    for run in runs:
+        key = data_key(run)
+        if key not in datasets:
+            datasets[key] = load_data(
+                run.task.dataset, steps=run.task.steps, validation_fraction=run.task.validation_fraction
+            ).to(device)
+    return datasets
+
+
+def data_key(run: Run) -> tuple:
+    return (run.task.dataset, run.task.steps, run.task.validation_fraction)
+
+
+def check_runs(runs: list[Run], device: torch.device) -> None:
+    """Refuse settings that cannot run here before anything runs."""
+    for task in {run.task.name: run.task for run in runs}.values():
+        try:
+            check_precision(task.precision, device)
+        except PrecisionError as error:
+            raise SuiteError(f"task {task.name!r}: {error}") from None
+
+
 def run_suite(
     suite: Suite,
     options: RunOptions,
@@ -283,50 +433,32 @@ def run_suite(
     seeds: list[int] | None = None,
     log: Callable[[str], None] = print,
 ) -> SuiteOutcome:
-    device = resolve_device(options.device)
-    runs = expand(suite, only, seeds)
-    store = store_path(options.results_dir, suite.name)
-    done = finished_run_ids(read_records(store))
-    # Load every dataset before the first run, so missing data stops everything with one message.
-    datasets: dict[tuple, PreparedData] = {}
-    for run in runs:
-        key = (run.task.dataset, run.task.steps, run.task.validation_fraction)
-        if key not in datasets:
-            datasets[key] = load_data(
-                run.task.dataset, steps=run.task.steps, validation_fraction=run.task.validation_fraction
-            ).to(device)
+    """Run the suite's runs one after the other in this process; under ``torchrun``, each run on every rank."""
+    ranks = distributed.ranks_from_environment()
+    device = resolve_device(distributed.device_for(options.device, ranks))
+    runs = expand(suite, only, seeds, ranks.world_size)
+    check_runs(runs, device)
+    if options.force and options.done_after is None:
+        options = replace(options, done_after=utc_now())
+    datasets = load_datasets(runs, device)
+    joined = ranks.active and not torch.distributed.is_initialized()
+    distributed.init_process_group(ranks, device)
     outcome = SuiteOutcome()
-    show = sys.stderr.isatty() if options.progress is None else options.progress
-    with tqdm(total=len(runs), desc=f"suite {suite.name}", position=0, disable=not show) as runs_bar:
-        for run in runs:
-            run_dir = options.runs_dir / run.suite / run.run_id
-            if run.run_id in done and not options.force:
-                shutil.rmtree(run_dir, ignore_errors=True)  # a checkpoint left by a crash after the record
-                outcome.skipped.append(run.run_id)
+    show = (sys.stderr.isatty() if options.progress is None else options.progress) and ranks.is_main
+    try:
+        with tqdm(total=len(runs), desc=f"suite {suite.name}", position=0, disable=not show) as runs_bar:
+            for run in runs:
+                result = perform_run(run, datasets[data_key(run)], options, device, ranks, show,
+                                     log if ranks.is_main else _quiet)
+                getattr(outcome, result).append(run.run_id)
+                if result == "busy" and ranks.is_main:
+                    log(f"{run.run_id}: skipped, another process is training it")
                 runs_bar.update(1)
-                continue
-            if options.force:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            data = datasets[(run.task.dataset, run.task.steps, run.task.validation_fraction)]
-            try:
-                record = execute_run(run, data, options, device, show)
-            except KeyboardInterrupt:
-                raise
-            except Exception as error:  # the run failed: record why, keep its checkpoint for a retry
-                append_record(store, failed_record(run, error, options, device))
-                outcome.failed.append(run.run_id)
-                log(f"{run.run_id}: FAILED: {type(error).__name__}: {error}")
-                if os.environ.get("TSSL_DEBUG"):
-                    traceback.print_exc()
-            else:
-                append_record(store, record)
-                shutil.rmtree(run_dir, ignore_errors=True)
-                outcome.ran.append(run.run_id)
-                acc = record["accuracy"]
-                log(
-                    f"{run.run_id}: final {acc['final']:.2f} %, best {acc['best']:.2f} % "
-                    f"(epoch {acc['best_epoch']}), {record['timing']['train_seconds']:.1f} s"
-                    + ("  [smoke run]" if record["smoke"] else "")
-                )
-            runs_bar.update(1)
+    finally:
+        if joined:
+            distributed.shutdown()
     return outcome
+
+
+def _quiet(_message: str) -> None:
+    """Ranks other than 0 log nothing."""

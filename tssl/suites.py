@@ -42,7 +42,7 @@ class PaperResult(BaseModel):
 
 
 # Task keys introduced after the first published results: omitted from a run's config (and hash) at their default.
-OMITTED_AT_DEFAULT: tuple[str, ...] = ()
+OMITTED_AT_DEFAULT: tuple[str, ...] = ("precision",)
 
 
 class TaskConfig(BaseModel):
@@ -64,7 +64,13 @@ class TaskConfig(BaseModel):
     steps: int = Field(ge=1, description="T, the number of time steps")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    batch_semantics: Literal["global"] = "global"  # one process: the batch is the global batch
+    # What batch_size means when a run is spread over several ranks (torchrun, or gpus_per_job > 1):
+    # "global": batch_size samples per optimiser step in all, split across the ranks (each takes its share of
+    #   every global batch), so the result does not depend on the number of ranks (up to float rounding);
+    # "per_rank": batch_size samples per rank per step, so a step sees batch_size x world size samples; the
+    #   world size then changes the result and is part of the run's config (and run id).
+    # Alone, the two are the same computation. Every record states both sizes ("batch").
+    batch_semantics: Literal["global", "per_rank"] = "global"
     lr: float = Field(gt=0)
     loss: Literal["kernel", "count", "softmax"]
     kernel_target: Literal["final", "paper"] = "final"
@@ -75,6 +81,9 @@ class TaskConfig(BaseModel):
     # Force SpikingJelly's LIF implementation for this task (None: its automatic choice or
     # $SJ_LIF_CUDA_IMPLEMENTATION); asking for one that cannot run here fails the run with a clear error.
     spikingjelly_implementation: Literal["auto", "cuda", "triton", "torch"] | None = None
+    # Precision of the dense kernels (tssl.precision): fp32 (IEEE), tf32 (CUDA only), bf16 (autocast on conv /
+    # linear); the neuron state is float32 in every mode.
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     seeds: list[int] = Field(min_length=1)
     validation_fraction: float = Field(0.0, ge=0, lt=1)
     tolerance: float = Field(0.5, gt=0, description="percentage points around the paper's mean")
@@ -152,12 +161,40 @@ class TaskConfig(BaseModel):
         return config
 
 
+class ClusterConfig(BaseModel):
+    """Where ``tssl run --executor slurm|local`` sends the suite's runs (one job per task x method x seed).
+
+    None of these settings changes a run's result, so none enters a run's config or id; the command line's
+    --partition, --gpus-per-job, --time-limit and --concurrency override them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str | None = None
+    gpus_per_job: int = Field(1, ge=0, description="GPUs per run; > 1 runs one run on that many ranks (DDP)")
+    cpus_per_task: int | None = Field(None, ge=1)
+    mem_gb: float | None = Field(None, gt=0)
+    time_limit_min: int = Field(24 * 60, ge=1, description="minutes per job; a timed-out job is requeued")
+    concurrency: int | None = Field(None, ge=1, description="runs at once (the Slurm job array's %N)")
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
+    max_requeues: int = Field(3, ge=0, description="times a timed-out or preempted job is requeued")
+
+    @property
+    def ranks_per_job(self) -> int:
+        """Processes per run: one per GPU, and one on a CPU-only job."""
+        return max(1, self.gpus_per_job)
+
+
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     tasks: list[TaskConfig] = Field(min_length=1)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     source: str = ""  # where the suite was read from (filled in by load_suite)
 
     @model_validator(mode="after")

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
+
+if TYPE_CHECKING:
+    from tssl.distributed import Ranks
 
 DataKind = Literal["real", "generated", "reduced"]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -80,25 +83,38 @@ class PreparedData:
         generator: torch.Generator | None = None,
         augment: bool = False,
         limit: int | None = None,
+        ranks: Ranks | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(inputs, labels)`` batches, shuffled when a generator is given; event inputs time-first."""
+        """Yield ``(inputs, labels)`` batches, shuffled when a generator is given; event inputs time-first.
+
+        With ``ranks`` (a run on several processes), ``batch_size`` is the global batch and each rank gets its
+        contiguous share of every global batch of the same permutation. A rank whose share of the last batch is
+        empty gets one stand-in sample with *no* label (``len(labels) == 0``): training steps on it with weight 0
+        so that the gradient all-reduce still matches; evaluation skips it.
+        """
         count = len(split)
         if generator is not None:
             order = torch.randperm(count, generator=generator).to(split.labels.device)
         else:
             order = torch.arange(count, device=split.labels.device)
+        augmenting = augment and self.train_augment is not None
         for number, start in enumerate(range(0, count, batch_size)):
             if limit is not None and number >= limit:
                 return
             index = order[start : start + batch_size]
-            inputs = split.inputs[index]
+            low, high = (0, len(index)) if ranks is None else ranks.share(len(index))
+            mine = slice(low, high) if high > low else slice(0, 1)
+            # Augmentation draws from the generator per global batch: augment it whole on every rank, then cut,
+            # so that every rank's generator stays in step with a single process's.
+            inputs = split.inputs[index if augmenting else index[mine]]
             if not inputs.is_floating_point():  # binary event frames are stored as uint8: a quarter of float32
                 inputs = inputs.float()
-            if augment and self.train_augment is not None:
-                inputs = self.train_augment(inputs, generator)
+            if augmenting:
+                inputs = self.train_augment(inputs, generator)[mine]
             if self.events:
                 inputs = inputs.transpose(0, 1)  # [B, T, ...] -> [T, B, ...]
-            yield inputs, split.labels[index]
+            labels = split.labels[index[mine]]
+            yield inputs, labels if high > low else labels[:0]
 
     def batch_count(self, split: TensorSplit, batch_size: int, limit: int | None = None) -> int:
         count = -(-len(split) // batch_size)

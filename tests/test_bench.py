@@ -1,0 +1,163 @@
+"""``tssl bench``: every method (baselines and the floor included) on a tiny net on CPU, its records, ratios,
+memory, table and report; bad flags are one line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import torch
+
+from tssl.bench import BenchOptions, resolve_nets, run_bench
+from tssl.bench_report import format_table, load_bench_records, write_bench_report
+from tssl.cli import main
+from tssl.report import ReportError, load_records
+
+NET = "4C3-P2-16"
+SHAPE = "1,8,8"
+ALL = ["tssl", "tssl-surrogate", "snntorch", "spikingjelly", "floor"]
+LABELS = ["tssl", "tssl-surrogate", "snntorch", "spikingjelly[torch]", "floor"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    results = tmp_path_factory.mktemp("bench")
+    records = run_bench([NET], ALL, device="cpu", input_shape=SHAPE, batch=4,
+                        options=BenchOptions(iters=2, warmup=1), results_dir=results, log=lambda _: None)
+    return results, {r["method"]: r for r in records}
+
+
+def test_every_method_and_the_floor_has_an_ok_record(bench):
+    _, records = bench
+    assert list(records) == LABELS
+    assert all(r["status"] == "ok" and r["error"] is None for r in records.values())
+    for record in records.values():
+        assert record["kind"] == "bench" and record["net"]["name"] == NET and record["net"]["input_shape"] == [1, 8, 8]
+        assert record["batch"] == 4 and record["steps"] == 5 and record["device"] == "cpu"
+        assert record["precision"] == "fp32" and record["iters"] == 2 and record["warmup"] == 1
+        assert len(record["step_seconds"]["all"]) == 2
+        assert record["samples_per_second"] == pytest.approx(4 / record["step_seconds"]["median"])
+        assert record["saved_activation_bytes_per_sample"] > 0 and record["authors_layout_bytes_per_sample"] > 0
+        provenance = record["provenance"]
+        assert {"git_sha", "git_dirty", "packages", "hardware", "started_at", "finished_at"} <= set(provenance)
+    assert len({r["bench_id"] for r in records.values()}) == 1
+    assert len({r["run_id"] for r in records.values()}) == len(LABELS)
+    assert records["floor"]["implementation"]["engine"] == "floor"
+    assert records["spikingjelly[torch]"]["implementation"]["requested_implementation"] == "torch"
+    assert records["tssl-surrogate"]["implementation"]["grad_rule"] == "surrogate"
+    # The floor's neuron keeps nothing for the backward; the TSSL-BP neuron keeps its membrane and spikes.
+    assert records["floor"]["saved_activation_bytes_per_sample"] < records["tssl"]["saved_activation_bytes_per_sample"]
+
+
+def test_ratios_are_medians_of_per_round_ratios(bench):
+    _, records = bench
+    tssl, floor = records["tssl"]["step_seconds"]["all"], records["floor"]["step_seconds"]["all"]
+    assert records["tssl"]["time_ratio_to_tssl"] == 1.0 and records["floor"]["time_ratio_to_floor"] == 1.0
+    def median_ratio(own, other):
+        return statistics.median(a / b for a, b in zip(own, other, strict=True))
+
+    for record in records.values():
+        own = record["step_seconds"]["all"]
+        assert record["time_ratio_to_tssl"] == pytest.approx(median_ratio(own, tssl))
+        assert record["time_ratio_to_floor"] == pytest.approx(median_ratio(own, floor))
+
+
+def test_peak_memory_is_state_plus_step_peak(bench):
+    _, records = bench
+    for record in records.values():
+        memory = record["memory"]
+        assert memory["error"] is None and memory["kind"] == "cpu_state_plus_step_rss_peak"
+        assert memory["peak_bytes"] == memory["state_bytes"] + memory["step_peak_bytes"]
+        # AdamW keeps two moments per weight: the state is at least three times the weights.
+        assert memory["state_bytes"] >= 3 * 4 * (4 * 1 * 3 * 3 + 16 * 4 * 3 * 3 + 10 * 16)
+
+
+def test_store_table_and_report(bench, tmp_path):
+    results, _ = bench
+    stored = load_bench_records(results)
+    assert [r["method"] for r in stored] == LABELS
+    table = format_table(stored)
+    assert all(f"| {label} |" in table for label in LABELS) and "FAILED" not in table
+    index = write_bench_report(stored, tmp_path / "report")
+    text = index.read_text()
+    assert "| floor |" in text and "cpu, fp32" in text
+    (png,) = (tmp_path / "report").glob("*.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # The training report refuses a bench store with a message instead of misreading it.
+    with pytest.raises(ReportError, match="line 1"):
+        load_records(results / "bench.jsonl")
+
+
+def test_a_method_that_cannot_run_here_is_a_failed_row(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    records = run_bench([NET], ["tssl", "spikingjelly[triton]"], device="cpu", input_shape=SHAPE, batch=2,
+                        options=BenchOptions(iters=1, warmup=0, memory=False), results_dir=None, log=lambda _: None)
+    ok, failed = records
+    assert ok["status"] == "ok" and ok["memory"]["peak_bytes"] is None
+    assert failed["status"] == "failed" and "CUDA" in failed["error"]
+    assert "FAILED" in format_table(records)
+
+
+def test_presets_take_the_paper_recipe():
+    cpu = torch.device("cpu")
+    mnist, mlp, cifar = resolve_nets(["mnist", "fmnist-mlp", "cifar10-cnn1"], None, None, None, cpu)
+    assert (mnist.task.architecture, mnist.batch, mnist.input_shape) == ("15C5-P2-40C5-P2-300", 50, (1, 28, 28))
+    assert (mlp.task.architecture, mlp.batch) == ("400-400", 100)
+    assert cifar.task.architecture.startswith("96C3-256C3") and cifar.batch == 4 and cifar.input_shape == (3, 32, 32)
+    assert cifar.task.padding == 1 and cifar.task.dropout == 0.2 and mnist.task.loss == "kernel"
+    (custom,) = resolve_nets([NET], SHAPE, 3, 10, cpu)
+    assert custom.batch == 3 and custom.task.steps == 10 and custom.task.architecture == NET
+
+
+def test_cli_bench_bf16_then_report(tmp_path, capsys):
+    args = ["bench", "--net", NET, "--input-shape", SHAPE, "--methods", "tssl,floor", "--iters", "1", "--warmup",
+            "0", "--batch", "2", "--device", "cpu", "--precision", "bf16", "--no-memory", "--threads", "1",
+            "--results-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| tssl |" in out and "| floor |" in out and "2 records appended" in out
+    records = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in records] == ["bf16", "bf16"]
+    assert "autocast" in records[0]["precision_detail"] and records[0]["threads"] == 1
+    assert main(["bench", "--report", "--results-dir", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--net", "nope"], "--net 'nope' is neither a known net"),
+        (["--net", NET], "give its input with --input-shape"),
+        (["--net", "mnist", "--input-shape", SHAPE], "--input-shape applies to architecture strings only"),
+        (["--net", NET, "--input-shape", "1,x"], "--input-shape '1,x' is not"),
+        (["--net", "4C3-P2-P2-P2-16", "--input-shape", SHAPE], "leaves an empty output"),
+        (["--net", NET, "--input-shape", SHAPE, "--steps", "4"], "needs T a multiple of 5"),
+        (["--methods", "tssl,foo"], "--methods 'foo' is unknown"),
+        (["--methods", "spikingjelly[nope]"], "spikingjelly implementations are cuda, triton, torch"),
+        (["--precision", "fp16"], "--precision 'fp16' is unknown; allowed: fp32, tf32, bf16"),
+        (["--precision", "tf32", "--device", "cpu"], "needs a cuda device"),
+        (["--device", "cuda:7"], "cuda"),
+        (["--device", "tpu"], "is not a device"),
+        (["--report"], "no bench store"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    if "cuda:7" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    if "--device" not in args:
+        args = [*args, "--device", "cpu"]
+    assert main(["bench", *args, "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert message.lower() in err.lower()
+    assert not (tmp_path / "bench.jsonl").exists()
+
+
+@pytest.mark.parametrize("args", [["--iters", "0"], ["--warmup", "-1"], ["--batch", "x"]])
+def test_bad_numbers_are_refused_by_the_parser(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *args])
+    assert exit_info.value.code == 2
+    assert "argument" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -1,0 +1,75 @@
+"""``tssl status SUITE``: where every run (task x method x seed) stands, from the results store, the runs
+folder and the executor.
+
+done: a successful record. queued / running: a job for the run that the executor reports as such. failed: the
+latest record failed (its error's first line), or its job ended without a record. resumable: a checkpoint and
+no live job (``tssl run`` again continues from it). not started: none of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tssl.executors import QUEUED_STATES, RUNNING_STATES, job_state, read_job_book
+from tssl.results import read_records, store_path
+from tssl.runner import CHECKPOINT, expand
+from tssl.suites import Suite
+
+STATES = ("done", "running", "queued", "failed", "resumable", "not started")
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    task: str
+    method: str
+    seed: int
+    run_id: str
+    state: str  # one of STATES
+    detail: str = ""
+
+
+def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunStatus]:
+    latest: dict[str, dict] = {}
+    for record in read_records(store_path(results_dir, suite.name)):
+        if latest.get(record["run_id"], {}).get("status") != "ok":  # an ok record is never undone by a failure
+            latest[record["run_id"]] = record
+    book = read_job_book(runs_dir, suite.name)
+    rows = []
+    for run in expand(suite, world_size=suite.cluster.ranks_per_job):
+        record, entry = latest.get(run.run_id), book.get(run.run_id)
+        checkpoint = runs_dir / suite.name / run.run_id / CHECKPOINT
+        state, detail = _state(record, entry, checkpoint)
+        rows.append(RunStatus(run.task.name, run.method, run.seed, run.run_id, state, detail))
+    return rows
+
+
+def _state(record: dict | None, entry: dict | None, checkpoint: Path) -> tuple[str, str]:
+    if record is not None and record.get("status") == "ok":
+        return "done", f"final {record['accuracy']['final']:.2f} %" + (" [smoke run]" if record.get("smoke") else "")
+    job = ""
+    if entry is not None:
+        executor_state = job_state(entry)
+        job = f"{entry['executor']} job {entry.get('job_id') or '(not started)'}: {executor_state}"
+        if executor_state in RUNNING_STATES:
+            return "running", job
+        if executor_state in QUEUED_STATES:
+            return "queued", job
+    if record is not None:
+        error = (record.get("error") or "").strip().splitlines()
+        return "failed", (error[0] if error else "failed") + (f"; {job}" if job else "")
+    if checkpoint.exists():
+        return "resumable", "checkpoint present" + (f"; {job}" if job else "")
+    if entry is not None and job_state(entry) not in ("UNKNOWN", "FINISHED", "COMPLETED"):
+        return "failed", f"{job}, no record"  # e.g. TIMEOUT, CANCELLED, OUT_OF_MEMORY before a first epoch
+    return "not started", job
+
+
+def format_table(suite: Suite, rows: list[RunStatus]) -> str:
+    header = ("task", "method", "seed", "state", "detail")
+    table = [header, *[(r.task, r.method, str(r.seed), r.state, r.detail) for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+             for row in table]
+    counts = ", ".join(f"{sum(r.state == s for r in rows)} {s}" for s in STATES if any(r.state == s for r in rows))
+    return "\n".join([f"suite {suite.name}: {len(rows)} runs: {counts}", *(line.rstrip() for line in lines)])
