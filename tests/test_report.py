@@ -331,6 +331,15 @@ def test_rerun_supersedes_failed_record(tmp_path: Path) -> None:
     assert "- Runs: 1 ok, 0 failed (1 records; 1 superseded" in write_report("synth", records, tmp_path).read_text()
 
 
+def test_a_rerun_names_the_record_it_replaced(tmp_path: Path) -> None:
+    records = [synthetic_record(seed=0, final=96.4), synthetic_record(seed=0, final=97.3)]
+    text = write_report("synth", records, tmp_path).read_text()
+    line = next(line for line in text.splitlines() if line.startswith("- Superseded:"))
+    assert "digits-cnn.tssl.s0" in line and "final 96.40 %" in line and "commit `feedc0d`" in line
+    row = next(line for line in text.splitlines() if line.startswith("| digits-cnn | `tssl`"))
+    assert "97.30" in row and "96.40" not in row  # the later record is the one counted
+
+
 def test_paper_with_best_only(tmp_path: Path) -> None:
     paper = {"mean": None, "std": None, "best": 97.5, "source": "best only"}
     records = [synthetic_record(seed=s, final=97.0, paper=paper) for s in range(3)]

@@ -565,7 +565,8 @@ def build_report(
         if run_id and (run_id not in latest or record["status"] == "ok" or records[latest[run_id]]["status"] != "ok"):
             latest[run_id] = position
     kept = [r for i, r in enumerate(records) if not r.get("run_id") or latest[str(r["run_id"])] == i]
-    superseded = len(records) - len(kept)
+    replaced = [r for i, r in enumerate(records) if r.get("run_id") and latest[str(r["run_id"])] != i]
+    superseded = len(replaced)
     records = kept
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -602,6 +603,14 @@ def build_report(
         + (f"; {superseded} superseded by a later record of the same run, the last ok one wins" if superseded else "")
         + ")",
     ]
+    for record in replaced:  # name what a rerun replaced, so that no measured number silently disappears
+        accuracy = record.get("accuracy") if isinstance(record.get("accuracy"), dict) else {}
+        provenance = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+        final = f"final {accuracy['final']:.2f} %" if _is_number(accuracy.get("final")) else str(record["status"])
+        lines.append(
+            f"- Superseded: `{_md(record['run_id'])}` ({final}, commit `{str(provenance.get('git_sha') or '?')[:7]}`, "
+            f"finished {provenance.get('finished_at', '?')}), replaced by a later record of the same run"
+        )
     if other_suites:
         lines.append(f"- Ignored: records of other suites ({', '.join(map(_md, other_suites))})")
     lines += _provenance_lines(records)
