@@ -4,6 +4,7 @@ memory, table and report; bad flags are one line and exit status 2."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 
 import pytest
@@ -161,3 +162,28 @@ def test_bad_numbers_are_refused_by_the_parser(args, capsys):
         main(["bench", *args])
     assert exit_info.value.code == 2
     assert "argument" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_compiled_contenders_run_under_their_own_environment(monkeypatch):
+    from tssl.bench import build_contender, resolve_methods
+    from tssl.neuron_compiled import COMPILE_ENV
+
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    cpu = torch.device("cpu")
+    assert resolve_methods(["tssl", "tssl[compiled]", "tssl-surrogate[compiled]"], cpu) == [
+        "tssl", "tssl[compiled]", "tssl-surrogate[compiled]"
+    ]
+    net = resolve_nets([NET], SHAPE, 4, None, cpu)[0]
+    eager, compiled = build_contender("tssl", net, cpu), build_contender("tssl[compiled]", net, cpu)
+    assert eager.describe_implementation()["kernel"] == "torch"
+    assert compiled.describe_implementation()["kernel"] == "torch.compile"
+    with compiled.active():
+        assert os.environ[COMPILE_ENV] == "1"
+    assert COMPILE_ENV not in os.environ  # restored: the other contenders in the round run eager
+
+
+def test_the_compiled_neuron_is_refused_off_the_cpu():
+    from tssl.bench import BenchError, resolve_methods
+
+    with pytest.raises(BenchError, match=r"the compiled neuron .* is a CPU path"):
+        resolve_methods(["tssl[compiled]"], torch.device("cuda"))

@@ -25,13 +25,14 @@ Each contender's result is one record in ``RESULTS_DIR/bench.jsonl`` (``kind: "b
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from torch import nn
 
 from tssl.architecture import ArchitectureError, parse_architecture
 from tssl.methods import ModelConfig, build_native, get_method, training_recipe
+from tssl.neuron_compiled import COMPILE_ENV
 from tssl.precision import PrecisionError, autocast, check_precision, describe, math_mode
 from tssl.provenance import environment, utc_now
 from tssl.recipe import clip_and_step, make_optimizer
@@ -219,9 +221,14 @@ def resolve_methods(names: Sequence[str], device: torch.device) -> list[str]:
             labels.append(name)
         elif name in METHOD_NAMES:
             labels.append(name)
+        elif (match := re.fullmatch(r"(tssl|tssl-surrogate)\[compiled\]", name)) is not None:
+            if device.type != "cpu":
+                raise BenchError(f"--methods {name!r}: the compiled neuron (TSSL_NEURON_COMPILE) is a CPU path; "
+                                 f"on {device.type} use {match.group(1)!r}")
+            labels.append(name)
         else:
-            raise BenchError(f"--methods {name!r} is unknown; allowed: {', '.join(METHOD_NAMES)} "
-                             "or spikingjelly[cuda|triton|torch]")
+            raise BenchError(f"--methods {name!r} is unknown; allowed: {', '.join(METHOD_NAMES)}, "
+                             "spikingjelly[cuda|triton|torch], tssl[compiled] or tssl-surrogate[compiled]")
     return list(dict.fromkeys(labels))
 
 
@@ -236,6 +243,21 @@ class Contender:
     reset: Callable[[nn.Module], None]
     describe_implementation: Callable[[], dict]
     step_seconds: list[float] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # variables set while this contender runs
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Set the contender's environment (e.g. TSSL_NEURON_COMPILE=1, read on every neuron call), restore after."""
+        saved = {key: os.environ.get(key) for key in self.environment}
+        os.environ.update(self.environment)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     @property
     def params(self) -> list[nn.Parameter]:
@@ -264,7 +286,8 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
             return {"engine": "floor", "neuron": "x * 1.0 (tssl.floor.FloorNeuron)", "torch": torch.__version__}
     else:
         name, _, rest = label.partition("[")
-        options = {"implementation": rest.rstrip("]")} if rest else {}
+        variant = rest.rstrip("]")
+        options = {"implementation": variant} if variant and name == "spikingjelly" else {}
         method = get_method(name, **options)
         model = method.build(config)
         recipe = training_recipe(method, config, task_loss)
@@ -272,11 +295,14 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
         optimizer = recipe.make_optimizer(model.parameters(), net.task.lr)
 
         def implementation() -> dict:
-            return method.provenance(model)
+            with contender.active():  # the kernel label depends on the contender's environment
+                return method.provenance(model)
     model = model.to(device).train()
     if isinstance(loss_fn, nn.Module):
         loss_fn = loss_fn.to(device)
-    return Contender(label, model, loss_fn, optimizer, reset, implementation)
+    environment = {COMPILE_ENV: "1"} if label.endswith("[compiled]") else {}
+    contender = Contender(label, model, loss_fn, optimizer, reset, implementation, environment=environment)
+    return contender
 
 
 def random_batch(net: BenchNet, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,11 +317,12 @@ def train_step(contender: Contender, inputs: torch.Tensor, labels: torch.Tensor,
                device: torch.device) -> None:
     """One step of the recipe, as ``tssl.train.train_epoch`` runs it; gradients are dropped afterwards."""
     contender.reset(contender.model)
-    with autocast(precision, device):
-        output = contender.model(inputs)
-        loss = contender.loss_fn(output, labels)
-    loss.backward()
-    clip_and_step(contender.params, contender.optimizer)
+    with contender.active():
+        with autocast(precision, device):
+            output = contender.model(inputs)
+            loss = contender.loss_fn(output, labels)
+        loss.backward()
+        clip_and_step(contender.params, contender.optimizer)
 
 
 def _sync(device: torch.device) -> None:
@@ -447,7 +474,7 @@ def saved_bytes_per_sample(contender: Contender, batch, precision: str, device: 
     from tssl.memory import saved_activation_bytes
 
     contender.reset(contender.model)
-    with math_mode(precision, device), autocast(precision, device):
+    with contender.active(), math_mode(precision, device), autocast(precision, device):
         return saved_activation_bytes(contender.model, batch[0], batch[1], contender.loss_fn)
 
 

@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from tssl.bench import BENCH_KIND, FLOOR, MEMORY_KINDS, STORE_NAME
 from tssl.results import ResultsError, read_records
 
-METHOD_ORDER = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly[cuda]", "spikingjelly[triton]",
+METHOD_ORDER = ("tssl", "tssl[compiled]", "tssl-surrogate", "tssl-surrogate[compiled]", "snntorch",
+                "spikingjelly[cuda]", "spikingjelly[triton]",
                 "spikingjelly[torch]", FLOOR)
 NOISE_NOTE = (
     "Step times are medians over alternating rounds on whatever else the machine was running; compare "
