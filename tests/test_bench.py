@@ -187,3 +187,8 @@ def test_the_compiled_neuron_is_refused_off_the_cpu():
 
     with pytest.raises(BenchError, match=r"the compiled neuron .* is a CPU path"):
         resolve_methods(["tssl[compiled]"], torch.device("cuda"))
+
+
+def test_the_fmnist_cnn_preset_takes_its_suite_settings():
+    [net] = resolve_nets(["fmnist-cnn"], None, None, None, torch.device("cpu"))
+    assert net.task.architecture == "32C5-P2-64C5-P2-1024" and net.task.padding == 2 and net.batch == 50

@@ -84,8 +84,9 @@ NETS: dict[str, NetPreset] = {
     "mnist": NetPreset("mnist", "mnist-cnn", (1, 28, 28)),
     "fmnist-mlp": NetPreset("fmnist", "fmnist-mlp", (1, 28, 28)),
     "cifar10-cnn1": NetPreset("cifar10", "cifar10-cnn1", (3, 32, 32), cpu_batch=4),
+    "fmnist-cnn": NetPreset("fmnist", "fmnist-cnn", (1, 28, 28)),
 }
-DEFAULT_NETS = tuple(NETS)
+DEFAULT_NETS = ("mnist", "fmnist-mlp", "cifar10-cnn1")  # the three; the other presets on request
 CUSTOM_TEMPLATE = "mnist"  # a custom architecture takes this preset's recipe (T, tau, loss, lr)
 CLASSES = 10
 

@@ -246,7 +246,7 @@ def _add_bench(commands) -> None:
         "method to RESULTS_DIR/bench.jsonl. With --report, write reports/bench/ from that store instead.",
     )
     bench.add_argument("--net", action="append", type=_name_list, metavar="NET",
-                       help="mnist, fmnist-mlp, cifar10-cnn1, or an architecture string with --input-shape "
+                       help="mnist, fmnist-mlp, cifar10-cnn1, fmnist-cnn, or an architecture string with --input-shape "
                        "(repeatable or comma-separated; default: the three paper nets)")
     bench.add_argument("--input-shape", metavar="C,H,W", help="input of an architecture-string --net")
     bench.add_argument("--methods", type=_name_list, default=["tssl", "tssl-surrogate", "snntorch", "spikingjelly",
