@@ -77,7 +77,9 @@ def test_status_reports_each_state(tmp_path):
                 "seed": run.seed, **extra}
 
     append_record(store, record(runs[0], "failed", error="RuntimeError: boom\nmore"))
-    append_record(store, record(runs[0], "ok", accuracy={"final": 91.5}, smoke=False))  # a retry succeeded
+    append_record(store, record(runs[0], "ok", accuracy={"final": 90.0}, smoke=False))  # a retry succeeded
+    append_record(store, record(runs[0], "ok", accuracy={"final": 91.5}, smoke=False))  # a --force rerun wins
+    append_record(store, record(runs[0], "failed", error="killed"))  # a failed rerun undoes nothing
     append_record(store, record(runs[1], "failed", error="ValueError: bad value\ntraceback"))
     (runs_dir / "digits" / runs[2].run_id).mkdir(parents=True)
     (runs_dir / "digits" / runs[2].run_id / CHECKPOINT).write_bytes(b"")

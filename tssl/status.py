@@ -32,7 +32,9 @@ class RunStatus:
 def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunStatus]:
     latest: dict[str, dict] = {}
     for record in read_records(store_path(results_dir, suite.name)):
-        if latest.get(record["run_id"], {}).get("status") != "ok":  # an ok record is never undone by a failure
+        # As tssl.results.latest_ok: a later ok record (a --force rerun) replaces an earlier one, and an ok
+        # record is never undone by a later failure.
+        if record.get("status") == "ok" or latest.get(record["run_id"], {}).get("status") != "ok":
             latest[record["run_id"]] = record
     book = read_job_book(runs_dir, suite.name)
     rows = []
