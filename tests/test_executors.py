@@ -88,7 +88,11 @@ def test_status_reports_each_state(tmp_path):
         runs[4].run_id: {"executor": "local", "job_id": None, "submitter_pid": os.getpid()},
     }
     (runs_dir / "digits" / "jobs.json").write_text(json.dumps(jobs))
-    states = [(row.state, row.detail) for row in suite_status(suite, results, runs_dir)]
+    extra = expand(load_suite("digits", ["methods=[tssl]", "seeds=[9]"]))[0]  # run with --seeds 9
+    append_record(store, record(extra, "ok", accuracy={"final": 88.0}, smoke=False))
+    rows = suite_status(suite, results, runs_dir)
+    states = [(row.state, row.detail) for row in rows]
+    assert states[6] == ("done", "final 88.00 % (not in the suite file's seeds or methods)") and rows[6].seed == 9
     assert states[0] == ("done", "final 91.50 %")
     assert states[1] == ("failed", "ValueError: bad value")
     assert states[2] == ("resumable", "checkpoint present")

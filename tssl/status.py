@@ -43,6 +43,19 @@ def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunSta
         checkpoint = runs_dir / suite.name / run.run_id / CHECKPOINT
         state, detail = _state(record, entry, checkpoint)
         rows.append(RunStatus(run.task.name, run.method, run.seed, run.run_id, state, detail))
+    # Runs the store holds beyond the suite file's seeds and methods (e.g. `tssl run ... --seeds 3,4`): listed
+    # too, so that status shows every run the report will count.
+    listed = {row.run_id for row in rows}
+    tasks = {task.name for task in suite.tasks}
+    for run_id, record in latest.items():
+        if run_id not in listed and record.get("task") in tasks:
+            state, detail = _state(record, book.get(run_id), runs_dir / suite.name / run_id / CHECKPOINT)
+            deviations = record.get("deviations") or {}
+            why = ("settings overridden: " + ", ".join(
+                f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})" for key, change in deviations.items()
+            ) if deviations else "not in the suite file's seeds or methods")  # fmt: skip
+            rows.append(RunStatus(str(record["task"]), str(record.get("method")), int(record.get("seed", -1)),
+                                  run_id, state, f"{detail} ({why})"))
     return rows
 
 
