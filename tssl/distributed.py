@@ -117,9 +117,24 @@ def init_process_group(ranks: Ranks, device: torch.device) -> None:
     dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world_size, timeout=COLLECTIVE_TIMEOUT)
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+TEARDOWN_WAIT = timedelta(seconds=60)
+
+
+def shutdown(synchronise: bool = True) -> None:
+    """Leave the process group. With ``synchronise`` (the ranks finished normally) every rank first waits for
+    the others: a rank that tears gloo down while another still talks to it can abort that process
+    ("terminate called without an active exception"). After a failure the wait is skipped on NCCL, where a
+    rank that never arrives would hold the others for the whole collective timeout."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=TEARDOWN_WAIT)  # raises after TEARDOWN_WAIT if a rank is gone
+        elif synchronise:
+            dist.barrier()
+    except RuntimeError:
+        pass  # a rank that failed never arrives: leave anyway
+    dist.destroy_process_group()
 
 
 def device_for(name: str, ranks: Ranks) -> str:

@@ -56,11 +56,14 @@ class RunJob(_JobBase):
         check_runs([self.run], device)
         data = load_datasets([self.run], device)
         distributed.init_process_group(ranks, device)
+        completed = False
         try:
             (dataset,) = data.values()
-            return perform_run(self.run, dataset, self.options, device, ranks, show=False)
+            result = perform_run(self.run, dataset, self.options, device, ranks, show=False)
+            completed = True
+            return result
         finally:
-            distributed.shutdown()
+            distributed.shutdown(synchronise=completed)
 
     def checkpoint(self) -> Any:
         """Called by submitit on timeout or preemption: requeue the same job; it resumes from the checkpoint."""

@@ -445,6 +445,7 @@ def run_suite(
     distributed.init_process_group(ranks, device)
     outcome = SuiteOutcome()
     show = (sys.stderr.isatty() if options.progress is None else options.progress) and ranks.is_main
+    completed = False
     try:
         with tqdm(total=len(runs), desc=f"suite {suite.name}", position=0, disable=not show) as runs_bar:
             for run in runs:
@@ -454,9 +455,10 @@ def run_suite(
                 if result == "busy" and ranks.is_main:
                     log(f"{run.run_id}: skipped, another process is training it")
                 runs_bar.update(1)
+        completed = True
     finally:
         if joined:
-            distributed.shutdown()
+            distributed.shutdown(synchronise=completed)
     return outcome
 
 
