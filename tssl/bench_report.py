@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tssl.bench import BENCH_KIND, FLOOR, MEMORY_KINDS, STORE_NAME
-from tssl.results import ResultsError, read_records
+from tssl.results import ResultsError, is_number, read_records
 
 METHOD_ORDER = ("tssl", "tssl[compiled]", "tssl-surrogate", "tssl-surrogate[compiled]", "snntorch",
                 "spikingjelly[cuda]", "spikingjelly[triton]",
@@ -41,9 +41,6 @@ class BenchReportError(ValueError):
 # Reading
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
 
 def bench_record_problem(record: Any) -> str | None:
     """What makes ``record`` unusable as a bench record, or None."""
@@ -56,7 +53,7 @@ def bench_record_problem(record: Any) -> str | None:
         return "no method"
     if record.get("status") not in ("ok", "failed"):
         return f"'status' must be 'ok' or 'failed', got {record.get('status')!r}"
-    if record["status"] == "ok" and not _is_number(record.get("samples_per_second")):
+    if record["status"] == "ok" and not is_number(record.get("samples_per_second")):
         return "an ok record needs a finite samples_per_second"
     return None
 
@@ -99,7 +96,7 @@ def latest_per_row(records: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[s
 
 
 def _fmt(value: Any, spec: str, scale: float = 1.0) -> str:
-    return format(value / scale, spec) if _is_number(value) else "—"
+    return format(value / scale, spec) if is_number(value) else "—"
 
 
 def implementation_label(record: dict[str, Any]) -> str:
@@ -188,7 +185,7 @@ def bench_figure(records: Sequence[dict[str, Any]], title: str) -> Figure:
     for r in ok:
         key = (f"{r['net']['name']} (B={r['batch']})", r["method"])
         speed[key] = float(r["samples_per_second"])
-        if _is_number(r.get("saved_activation_bytes_per_sample")):
+        if is_number(r.get("saved_activation_bytes_per_sample")):
             saved[key] = r["saved_activation_bytes_per_sample"] / 1024
     figure = Figure(figsize=(max(9.0, 2.6 * len(nets) + 5.0), 4.6), layout="constrained")
     FigureCanvasAgg(figure)
@@ -292,7 +289,7 @@ def _samples_per_epoch(task: str, run_records: Sequence[dict[str, Any]]) -> floa
         timing, history = record.get("timing") or {}, record.get("history") or []
         if record.get("task") == task and record.get("status") == "ok" and not record.get("smoke") and history:
             sps, seconds = timing.get("samples_per_second"), timing.get("train_seconds")
-            if _is_number(sps) and _is_number(seconds):
+            if is_number(sps) and is_number(seconds):
                 return round(sps * seconds / len(history))
     return None
 

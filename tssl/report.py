@@ -39,7 +39,8 @@ from matplotlib.ticker import NullFormatter
 
 from tssl.bench_report import SUITE_TIMING_HEADER, suite_timing_rows
 from tssl.metrics import CONVENTIONS, ENERGY_LABEL
-from tssl.results import ResultsError, read_records
+from tssl.results import ResultsError, is_number, latest_records, read_records
+from tssl.suites import describe_deviation
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -171,9 +172,6 @@ def load_records(path: Path) -> list[dict]:
     return records
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
 
 def _record_problem(record: Any) -> str | None:
     """What makes ``record`` unusable, or None. Failed runs need only their identity."""
@@ -188,7 +186,7 @@ def _record_problem(record: Any) -> str | None:
     if status == "failed":
         return None
     accuracy = record.get("accuracy")
-    if not isinstance(accuracy, dict) or not _is_number(accuracy.get("final")):
+    if not isinstance(accuracy, dict) or not is_number(accuracy.get("final")):
         return "an ok run needs a finite number in accuracy.final"
     data = record.get("data")
     if not isinstance(data, dict) or data.get("kind") not in RECORD_DATA_KINDS:
@@ -201,7 +199,7 @@ def _record_problem(record: Any) -> str | None:
 
 
 def _num(value: Any) -> float:
-    return float(value) if _is_number(value) else math.nan
+    return float(value) if is_number(value) else math.nan
 
 
 def _flags(smoke: bool, kinds: Iterable[str]) -> list[str]:
@@ -226,7 +224,7 @@ def _kind(record: dict) -> str | None:
         epochs = deviations.get("epochs") if isinstance(deviations, dict) else None
         if (
             set(deviations) == {"epochs"} and isinstance(epochs, dict)
-            and _is_number(epochs.get("run")) and _is_number(epochs.get("suite")) and epochs["run"] < epochs["suite"]
+            and is_number(epochs.get("run")) and is_number(epochs.get("suite")) and epochs["run"] < epochs["suite"]
         ):  # fmt: skip
             return "reduced-epochs"
         return "modified"
@@ -347,7 +345,7 @@ def _frames(ok_records: Sequence[dict]) -> _Frames:
         for position, entry in enumerate(epochs, start=1):
             epoch = entry.get("epoch")
             history.append({
-                **key, "epoch": int(epoch) if _is_number(epoch) else position,
+                **key, "epoch": int(epoch) if is_number(epoch) else position,
                 "test_accuracy": _num(entry.get("test_accuracy")), "train_loss": _num(entry.get("train_loss")),
             })  # fmt: skip
     runs_frame = pd.DataFrame(runs, columns=_RUN_COLUMNS)
@@ -400,7 +398,7 @@ class _Reference:
 
 def _clean_paper(paper: Any) -> dict | None:
     """The paper's numbers with nan for those it does not give; None without a mean or a best."""
-    if not isinstance(paper, Mapping) or not (_is_number(paper.get("mean")) or _is_number(paper.get("best"))):
+    if not isinstance(paper, Mapping) or not (is_number(paper.get("mean")) or is_number(paper.get("best"))):
         return None
     return {
         "mean": _num(paper.get("mean")),
@@ -429,7 +427,7 @@ def _references(
             spec = suite_tasks[task] or {}
             paper = _clean_paper(spec.get("paper"))
             tolerance = spec.get("tolerance")
-            default = not _is_number(tolerance)
+            default = not is_number(tolerance)
             if record_papers and paper is not None and any(_paper_key(p) != _paper_key(paper) for p in record_papers):
                 notes.append(
                     f"the records of {task!r} carry a different paper number "
@@ -557,15 +555,10 @@ def build_report(
             f"no records for suite {suite!r}: the records given belong to {', '.join(map(repr, other_suites))}."
         )
     # A rerun of the same configuration (a failed run retried, or tssl run --force) appends a record with the
-    # same run_id. As in tssl.results.latest_ok, the last ok record of a run wins; a run that never succeeded
-    # keeps its last (failed) record.
-    latest: dict[str, int] = {}
-    for position, record in enumerate(records):
-        run_id = str(record.get("run_id") or "")
-        if run_id and (run_id not in latest or record["status"] == "ok" or records[latest[run_id]]["status"] != "ok"):
-            latest[run_id] = position
-    kept = [r for i, r in enumerate(records) if not r.get("run_id") or latest[str(r["run_id"])] == i]
-    replaced = [r for i, r in enumerate(records) if r.get("run_id") and latest[str(r["run_id"])] != i]
+    # same run_id: the one that stands is chosen by tssl.results.latest_records, as everywhere else.
+    stands = latest_records(records)
+    kept = [r for r in records if not r.get("run_id") or stands[r["run_id"]] is r]
+    replaced = [r for r in records if r.get("run_id") and stands[r["run_id"]] is not r]
     superseded = len(replaced)
     records = kept
 
@@ -606,7 +599,7 @@ def build_report(
     for record in replaced:  # name what a rerun replaced, so that no measured number silently disappears
         accuracy = record.get("accuracy") if isinstance(record.get("accuracy"), dict) else {}
         provenance = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
-        final = f"final {accuracy['final']:.2f} %" if _is_number(accuracy.get("final")) else str(record["status"])
+        final = f"final {accuracy['final']:.2f} %" if is_number(accuracy.get("final")) else str(record["status"])
         lines.append(
             f"- Superseded: `{_md(record['run_id'])}` ({final}, commit `{str(provenance.get('git_sha') or '?')[:7]}`, "
             f"finished {provenance.get('finished_at', '?')}), replaced by a later record of the same run"
@@ -839,7 +832,7 @@ def _banner(records: Sequence[dict]) -> list[str]:
 def _deviation_changes(records: Sequence[dict], kind: str) -> str:
     """The overrides of the records filed under ``kind``, e.g. "epochs=3 (suite: 100)"."""
     return ", ".join(sorted({
-        f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})"
+        describe_deviation(key, change)
         for r in records if _kind(r) == kind and isinstance(r.get("deviations"), dict)
         for key, change in r["deviations"].items() if isinstance(change, dict)
     }))  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -77,10 +78,23 @@ def finished_run_ids(records: list[dict[str, Any]]) -> set[str]:
     return {r["run_id"] for r in records if r.get("status") == "ok"}
 
 
-def latest_ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last successful record of each run (a --force rerun supersedes the earlier one)."""
+def latest_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The record that stands for each run id: its last ok record (a --force rerun supersedes an earlier one,
+    and a later failure undoes nothing), else its last failed record. The report, ``tssl check`` and
+    ``tssl status`` all read a store through this rule."""
     latest: dict[str, dict[str, Any]] = {}
     for record in records:
-        if record.get("status") == "ok":
-            latest[record["run_id"]] = record
-    return list(latest.values())
+        run_id = record.get("run_id")
+        if run_id and (record.get("status") == "ok" or latest.get(run_id, {}).get("status") != "ok"):
+            latest[run_id] = record
+    return latest
+
+
+def latest_ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last successful record of each run (a --force rerun supersedes the earlier one)."""
+    return [record for record in latest_records(records).values() if record.get("status") == "ok"]
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a record's numeric fields must hold to be used."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tssl.executors import QUEUED_STATES, RUNNING_STATES, job_state, read_job_book
-from tssl.results import read_records, store_path
+from tssl.results import latest_records, read_records, store_path
 from tssl.runner import CHECKPOINT, expand
-from tssl.suites import Suite
+from tssl.suites import Suite, describe_deviation
 
 STATES = ("done", "running", "queued", "failed", "resumable", "not started")
 
@@ -30,12 +30,7 @@ class RunStatus:
 
 
 def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunStatus]:
-    latest: dict[str, dict] = {}
-    for record in read_records(store_path(results_dir, suite.name)):
-        # As tssl.results.latest_ok: a later ok record (a --force rerun) replaces an earlier one, and an ok
-        # record is never undone by a later failure.
-        if record.get("status") == "ok" or latest.get(record["run_id"], {}).get("status") != "ok":
-            latest[record["run_id"]] = record
+    latest = latest_records(read_records(store_path(results_dir, suite.name)))
     book = read_job_book(runs_dir, suite.name)
     rows = []
     for run in expand(suite, world_size=suite.cluster.ranks_per_job):
@@ -51,9 +46,8 @@ def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunSta
         if run_id not in listed and record.get("task") in tasks:
             state, detail = _state(record, book.get(run_id), runs_dir / suite.name / run_id / CHECKPOINT)
             deviations = record.get("deviations") or {}
-            why = ("settings overridden: " + ", ".join(
-                f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})" for key, change in deviations.items()
-            ) if deviations else "not in the suite file's seeds or methods")  # fmt: skip
+            why = ("settings overridden: " + ", ".join(describe_deviation(k, c) for k, c in deviations.items())
+                   if deviations else "not in the suite file's seeds or methods")
             rows.append(RunStatus(str(record["task"]), str(record.get("method")), int(record.get("seed", -1)),
                                   run_id, state, f"{detail} ({why})"))
     return rows

@@ -212,6 +212,12 @@ class Suite(BaseModel):
         raise SuiteError(f"{self.source}: no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
 
 
+def describe_deviation(key: str, change: dict[str, Any]) -> str:
+    """One recorded override (``TaskConfig.deviations``) as reports and ``tssl status`` print it:
+    ``epochs=2 (suite: 100)``."""
+    return f"{key}={change.get('run')!r} (suite: {change.get('suite')!r})"
+
+
 def config_hash(config: dict[str, Any]) -> str:
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
