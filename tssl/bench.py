@@ -4,7 +4,7 @@ For each network, every contender (``tssl``, ``tssl-surrogate``, ``snntorch``, o
 SpikingJelly LIF implementation that runs on the device, and the ``floor``: the native network with its neuron
 replaced by one multiply, ``tssl.floor``) trains on the same random batch of the network's input shape with
 the project's own pieces: the method's model and reset (``tssl.methods``), the task's loss
-(``TaskConfig.task_loss``) and the recipe's optimiser step (``tssl.recipe.clip_and_step``), at the chosen
+(``TaskConfig.task_loss``) and the recipe's optimiser step (``tssl.train.train_step``), at the chosen
 precision (``tssl.precision``). A timed step is reset + forward + loss + backward + clip + AdamW step + clamp,
 as ``tssl.train.train_epoch`` runs it; the gradients are dropped (set to None) after it, outside the clock.
 
@@ -45,8 +45,9 @@ from tssl.methods import ModelConfig, build_native, get_method, training_recipe
 from tssl.neuron_compiled import COMPILE_ENV
 from tssl.precision import PrecisionError, autocast, check_precision, describe, math_mode
 from tssl.provenance import environment, utc_now
-from tssl.recipe import clip_and_step, make_optimizer
+from tssl.recipe import make_optimizer
 from tssl.results import append_record
+from tssl.train import train_step as recipe_step
 
 BENCH_SCHEMA = 1
 BENCH_KIND = "bench"
@@ -316,14 +317,10 @@ def random_batch(net: BenchNet, device: torch.device, seed: int = 0) -> tuple[to
 
 def train_step(contender: Contender, inputs: torch.Tensor, labels: torch.Tensor, precision: str,
                device: torch.device) -> None:
-    """One step of the recipe, as ``tssl.train.train_epoch`` runs it; gradients are dropped afterwards."""
-    contender.reset(contender.model)
+    """One step of the recipe, the one ``tssl.train.train_epoch`` runs, in the contender's environment."""
     with contender.active():
-        with autocast(precision, device):
-            output = contender.model(inputs)
-            loss = contender.loss_fn(output, labels)
-        loss.backward()
-        clip_and_step(contender.params, contender.optimizer)
+        recipe_step(contender.model, contender.loss_fn, contender.optimizer, contender.params, inputs, labels,
+                    device, contender.reset, precision)
 
 
 def _sync(device: torch.device) -> None:

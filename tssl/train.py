@@ -64,6 +64,30 @@ def evaluate(
     return correct / max(total, 1)
 
 
+def train_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device | str = "cpu",
+    reset: ResetFn = _no_reset,
+    precision: str = DEFAULT_PRECISION,
+    weight: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step of the recipe (reset, forward and loss at ``precision``, backward of ``weight`` x
+    loss, clip 1, AdamW, clamp [-4, 4]); returns (loss, output). ``tssl bench`` times exactly this."""
+    reset(model)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(precision, device):
+        output = model(inputs)
+        loss = loss_fn(output, labels)
+    (loss if weight == 1.0 else loss * weight).backward()
+    clip_and_step(params, optimizer)
+    return loss, output
+
+
 def train_epoch(
     model: nn.Module,
     loss_fn: LossFn,
@@ -91,13 +115,8 @@ def train_epoch(
             stand_in = not len(labels)  # an empty share of the last batch: join the all-reduce with weight 0
             if stand_in:
                 labels, weight = torch.zeros(1, dtype=torch.long, device=device), 0.0
-            reset(model)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(precision, device):
-                output = model(inputs)
-                loss = loss_fn(output, labels)
-            (loss if weight == 1.0 else loss * weight).backward()
-            clip_and_step(params, optimizer)
+            loss, output = train_step(model, loss_fn, optimizer, params, inputs, labels, device, reset, precision,
+                                      weight)
             if stand_in:
                 continue
             loss_sum += loss.item()
