@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tssl import cpu_allocator
 from tssl.floor import floor_network
 from tssl.losses import KernelLoss
 from tssl.memory import authors_layout_bytes, saved_activation_bytes
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--cifar-batch", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="also time the neuron compiled by torch.compile")
     args = parser.parse_args()
+    allocator = cpu_allocator.tune()  # as `tssl` commands run (docs/engine-performance.md)
     names = [n.strip() for n in args.nets.split(",") if n.strip()]
     unknown = [n for n in names if n not in NETS]
     if unknown:
@@ -110,7 +112,8 @@ def main() -> None:
 
     load = os.getloadavg()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, T={STEPS}, {args.rounds} rounds; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, T={STEPS}, {args.rounds} rounds, "
+        f"CPU allocator: {allocator}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs"
     )
     print(

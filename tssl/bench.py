@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tssl import cpu_allocator
 from tssl.architecture import ArchitectureError, parse_architecture
 from tssl.methods import ModelConfig, build_native, get_method, training_recipe
 from tssl.neuron_compiled import COMPILE_ENV
@@ -390,9 +391,10 @@ class CpuStepPeak:
     glibc keeps freed blocks for reuse, so that RSS hides a step's allocations; fixing its mmap threshold at
     64 KiB (M_MMAP_THRESHOLD) makes every larger block an mmap that leaves the RSS when freed, and
     ``malloc_trim`` returns the rest before each measurement. This slows allocation down, so it is switched on
-    only after every timing is done, and :meth:`close` (or leaving the ``with`` block) sets the thresholds to
-    the values glibc's own dynamic adjustment ends at for large blocks (mmap 32 MiB, trim 64 MiB: glibc cannot
-    go back to adjusting them itself). The peak (VmHWM) is reset to the current RSS through
+    only after every timing is done, and :meth:`close` (or leaving the ``with`` block) sets the thresholds back
+    to the process's tuned ones (``tssl.cpu_allocator``), or where it was not tuned to the values glibc's own
+    dynamic adjustment ends at for large blocks (mmap 32 MiB, trim 64 MiB: glibc cannot go back to adjusting
+    them itself). The peak (VmHWM) is reset to the current RSS through
     /proc/self/clear_refs.
     """
 
@@ -423,6 +425,8 @@ class CpuStepPeak:
         return max(_peak_rss_bytes() - before, 0)
 
     def close(self) -> None:
+        if cpu_allocator.reapply():  # back to the process's tuned settings (tssl.cpu_allocator)
+            return
         self.libc.mallopt(self.M_MMAP_THRESHOLD, self.RELAXED_MMAP_BYTES)
         self.libc.mallopt(self.M_TRIM_THRESHOLD, self.RELAXED_TRIM_BYTES)
 

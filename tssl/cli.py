@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tssl import __version__
+from tssl import __version__, cpu_allocator
 
 
 class UsageError(Exception):
@@ -360,7 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
+        cpu_allocator.tune()  # before any training allocates: freed activations stay in the heap
         return args.handler(args)
+    except cpu_allocator.AllocatorSettingError as error:
+        print(f"tssl {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except UsageError as error:
         print(f"tssl {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from tssl import cpu_allocator
+
 PACKAGES = ("tssl-bench", "torch", "torchvision", "numpy", "scikit-learn", "snntorch", "spikingjelly", "tonic",
             "triton", "pandas", "matplotlib")
 
@@ -72,5 +74,6 @@ def environment(device: torch.device) -> dict[str, object]:
         "packages": package_versions(),
         "device": str(device),
         "hardware": hardware(device),
+        "cpu_allocator": cpu_allocator.describe(),
         "python": platform.python_version(),
     }

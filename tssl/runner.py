@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tssl import distributed
+from tssl import cpu_allocator, distributed
 from tssl.data.base import PreparedData
 from tssl.data.registry import load_data
 from tssl.distributed import SINGLE, Ranks
@@ -152,6 +152,7 @@ def execute_run(
     run: Run, data: PreparedData, options: RunOptions, device: torch.device, show: bool, ranks: Ranks = SINGLE
 ) -> dict | None:
     """Train one run (resuming from its checkpoint) and return its record (None on ranks other than 0)."""
+    cpu_allocator.tune()  # once per process; workers started without the CLI get it here
     task, limit, batch = run.task, options.limit_batches, run.global_batch
     distributed.check_global_batch(batch, ranks, f"task {task.name!r}")
     started_at = utc_now()
