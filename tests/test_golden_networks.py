@@ -3,6 +3,7 @@ training step per case, in float32 and float64, at the README's tolerances."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from tssl.compat import official
 from tssl.neuron import neuron_forward
+from tssl.neuron_compiled import COMPILE_ENV
 from tssl.recipe import clip_and_step, make_optimizer
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -86,7 +88,14 @@ def run_official_step(golden: dict, dtype: torch.dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_official_training_step(case, dtype):
+@pytest.mark.parametrize("neuron_path", ["eager", "compiled"])
+def test_official_training_step(case, dtype, neuron_path, monkeypatch):
+    if neuron_path == "compiled":  # the opt-in fused CPU path (TSSL_NEURON_COMPILE=1) against the same goldens
+        if os.environ.get("TSSL_TEST_COMPILE") != "1":
+            pytest.skip("compiling takes tens of seconds; TSSL_TEST_COMPILE=1 (set by tox -e test) runs it")
+        monkeypatch.setenv(COMPILE_ENV, "1")
+    else:
+        monkeypatch.setenv(COMPILE_ENV, "0")
     name, golden = case
     rtol, scalar_rtol, weight_atol = TOLERANCES[dtype]
     ref = golden if dtype == torch.float32 else golden["f64"]

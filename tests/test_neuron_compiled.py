@@ -1,7 +1,7 @@
 """tssl.neuron_compiled: the opt-in torch.compile path falls back to the PyTorch neuron when compiling fails.
 
-Compiling itself takes tens of seconds here, so the comparison of compiled and eager results runs only with
-TSSL_TEST_COMPILE=1 (benchmarks/engine_vs_floor.py --compile times it)."""
+Compiling takes tens of seconds, so the comparisons with the eager path run only with TSSL_TEST_COMPILE=1, which
+`tox -e test` (and so CI) sets; benchmarks/engine_vs_floor.py --compile times the compiled path."""
 
 from __future__ import annotations
 
@@ -63,3 +63,27 @@ def test_compiled_matches_eager(fresh_compile_state, monkeypatch, rule):
     eager, fused = eager_and_requested(x, g, rule, monkeypatch)
     assert not compiled._failed and compiled.COMPILE_SECONDS
     torch.testing.assert_close(fused, eager, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(os.environ.get("TSSL_TEST_COMPILE") != "1", reason="compiling takes tens of seconds")
+@pytest.mark.parametrize("shape", [(5, 3, 4, 8, 8), (5, 2, 3, 7, 9)])  # even, and a ragged edge pooling drops
+def test_compiled_pooled_rebuild_is_the_forward_pooled_trace_bit_for_bit(fresh_compile_state, shape):
+    from tssl.layers import POOL_GAIN, _sum_pool, pooled_trace_from_membrane
+    from tssl.neuron import tsslbp_neuron_with_membrane
+
+    torch.manual_seed(1)
+    x = torch.rand(*shape) * 1.6 - 0.3
+    trace, membrane = tsslbp_neuron_with_membrane(x, 5.0, 3.0, 1.0)
+    rebuilt = pooled_trace_from_membrane(membrane, 2, threshold=1.0, tau_s=3.0)
+    assert "pooled_trace-5-float32" in compiled.COMPILE_SECONDS  # the fused path ran, not the fallback
+    assert torch.equal(rebuilt, _sum_pool(trace, 2)) and POOL_GAIN == 1.1
+
+
+def test_compiling_sees_a_large_example_so_every_kernel_is_multithreaded():
+    # Inductor picks threading from the compiling call's sizes; the 10-neuron output layer compiles first.
+    small, flag = torch.zeros(5, 50, 10), 3.0
+    grown, same = compiled._large_example((small, flag))
+    assert same == flag and grown.shape[0] == 5 and grown.shape[2:] == small.shape[2:]
+    assert grown[0].numel() >= compiled.HINT_ELEMENTS_PER_STEP
+    big = torch.zeros(5, compiled.HINT_ELEMENTS_PER_STEP + 1)
+    assert compiled._large_example((big,))[0].shape == big.shape

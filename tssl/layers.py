@@ -23,7 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tssl.neuron import GradRule, check_grad_rule, psp_filter, trace_from_membrane, tsslbp_neuron_with_membrane
+from tssl.neuron import (
+    GradRule,
+    _spike_increment,
+    check_grad_rule,
+    psp_filter,
+    trace_from_membrane,
+    tsslbp_neuron_with_membrane,
+)
+from tssl.neuron_compiled import compile_requested, compiled_pooled_trace
 
 POOL_GAIN = 1.1  # the authors' pooling: 1.1 x the sum over each window
 _RECIPE_ATTRIBUTE = "_tssl_rebuild_recipe"
@@ -225,6 +233,26 @@ def _sum_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return total.div_(k * k).mul_(k * k * POOL_GAIN)
 
 
+def pooled_trace_from_membrane(membrane: torch.Tensor, kernel_size: int, threshold: float, tau_s: float):
+    """``_sum_pool(trace_from_membrane(membrane))``; with the compiled neuron in one pass that never writes the
+    full-size trace (the same operations in the same order, so the same bits)."""
+    if compile_requested(membrane) and membrane.dim() == 5:
+        increment = _spike_increment(membrane.dtype, tau_s)
+        pooled = compiled_pooled_trace(membrane, tau_s, threshold, increment, kernel_size, POOL_GAIN)
+        if pooled is not None:
+            return pooled
+    return _sum_pool(trace_from_membrane(membrane, threshold, tau_s), kernel_size)
+
+
+def _pooled_recipe(recipe: RebuildRecipe, kernel_size: int) -> RebuildRecipe:
+    """``recipe`` followed by sum-pooling; a neuron's trace pooled straight after it is rebuilt in one step."""
+    base = recipe.base
+    if not recipe.steps and isinstance(base, partial) and base.func is trace_from_membrane:
+        return RebuildRecipe(partial(pooled_trace_from_membrane, kernel_size=kernel_size, **base.keywords), (),
+                             recipe.tensors)
+    return recipe.then(partial(_sum_pool, kernel_size=kernel_size))
+
+
 class _SumPoolFunction(torch.autograd.Function):
     """Sum-pooling over ``[T, B, C, H, W]`` that keeps only its input's shape: its backward needs no values."""
 
@@ -258,7 +286,7 @@ class SumPool2d(nn.Module):
         pooled = _SumPoolFunction.apply(x, self.kernel_size)
         recipe = rebuild_recipe(x)
         if recipe is not None:
-            attach_recipe(pooled, recipe.then(partial(_sum_pool, kernel_size=self.kernel_size)))
+            attach_recipe(pooled, _pooled_recipe(recipe, self.kernel_size))
         return pooled
 
     def extra_repr(self) -> str:

@@ -55,6 +55,25 @@ def _trace(membrane, syn_decay: float, increment: float, threshold: float):
 # Divisions by constants are multiplications by their reciprocals here: a vector division costs about ten
 # multiplications on CPU, and the TSSL-BP backward had six per neuron and step (it ran three times as long as the
 # forward). The reciprocals round differently in the last bit only.
+def _pooled_trace(membrane, syn_decay: float, increment: float, threshold: float, kernel_size: int, gain: float):
+    """``tssl.layers._sum_pool(_trace(membrane))`` for ``[T, B, C, H, W]`` without the full-size trace: the same
+    sums in the same order (window row by row, then / k*k, then * k*k*gain), so the same bits."""
+    k = kernel_size
+    height, width = membrane.shape[-2] // k * k, membrane.shape[-1] // k * k
+    pooled = []
+    trace = None
+    for t in range(membrane.shape[0]):
+        spike = (membrane[t] > threshold).to(membrane.dtype)
+        trace = spike * increment if t == 0 else trace * syn_decay + spike * increment
+        total = trace[..., 0:height:k, 0:width:k]
+        for i in range(k):
+            for j in range(k):
+                if i or j:
+                    total = total + trace[..., i:height:k, j:width:k]
+        pooled.append(total / (k * k) * (k * k * gain))
+    return torch.stack(pooled)
+
+
 def _sigmoid_surrogate(u, threshold: float, inv_width: float, arg_clamp: float):
     sig = torch.sigmoid(((u - threshold) * inv_width).clamp(-arg_clamp, arg_clamp))
     return sig * (1.0 - sig) * inv_width
@@ -108,7 +127,35 @@ def _surrogate_backward(grad_trace, membrane, tau_m, tau_s, threshold, increment
     return torch.stack(grads)
 
 
-_FUNCTIONS = {"forward": _forward, "trace": _trace, "tsslbp": _tsslbp_backward, "surrogate": _surrogate_backward}
+_FUNCTIONS = {
+    "forward": _forward,
+    "trace": _trace,
+    "pooled_trace": _pooled_trace,
+    "tsslbp": _tsslbp_backward,
+    "surrogate": _surrogate_backward,
+}
+
+
+HINT_ELEMENTS_PER_STEP = 1 << 17
+RECOMPILE_LIMIT = 64
+
+
+def _large_example(args: tuple) -> tuple:
+    """``args`` with every tensor grown along dim 1 to at least HINT_ELEMENTS_PER_STEP elements per time step.
+
+    Inductor decides whether a kernel runs on several threads from the sizes of the call that compiles it, and
+    the compiled kernel serves every later size; the first call is often a small layer (the backward starts at
+    the 10-neuron output layer), which left the TSSL-BP backward single-threaded. Compiling on a large
+    example makes every kernel parallel; shapes stay dynamic."""
+
+    def grow(value):
+        if not isinstance(value, torch.Tensor) or value.dim() < 2:
+            return value
+        per_step = max(value[0].numel(), 1)
+        factor = -(-HINT_ELEMENTS_PER_STEP // per_step)
+        return value.new_zeros((value.shape[0], value.shape[1] * max(factor, 1), *value.shape[2:]))
+
+    return tuple(grow(value) for value in args)
 
 
 def _run(kind: str, steps: int, dtype: torch.dtype, *args):
@@ -120,7 +167,12 @@ def _run(kind: str, steps: int, dtype: torch.dtype, *args):
         fn = _compiled[kind] = torch.compile(_FUNCTIONS[kind], dynamic=True, fullgraph=True)
     start = time.perf_counter() if key not in COMPILE_SECONDS else None
     try:
-        out = fn(*args)
+        # Each (T, dtype, pooling size) is a graph of its own; dynamo's default of 8 per function would make a
+        # process that meets more of them (a sweep, the test suite) fall back to the slow path for good.
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            if start is not None:
+                fn(*_large_example(args))  # compiles this (kind, T, dtype); see _large_example
+            out = fn(*args)
     except Exception as error:  # no compiler, unsupported platform, ...: the PyTorch path still works
         _failed = True
         _log.warning(
@@ -151,6 +203,15 @@ def compiled_trace(membrane: torch.Tensor, tau_s: float, threshold: float, incre
     rows = membrane.reshape(membrane.shape[0], -1)
     out = _run("trace", membrane.shape[0], membrane.dtype, rows, 1.0 - 1.0 / tau_s, increment, threshold)
     return None if out is None else out.reshape(membrane.shape)
+
+
+def compiled_pooled_trace(
+    membrane: torch.Tensor, tau_s: float, threshold: float, increment: float, kernel_size: int, gain: float
+):
+    """The trace rebuilt from the membrane and sum-pooled, like ``tssl.layers.pooled_trace_from_membrane``, in
+    one pass that never writes the full-size trace; None if compiling failed."""
+    return _run("pooled_trace", membrane.shape[0], membrane.dtype, membrane, 1.0 - 1.0 / tau_s, increment,
+                threshold, kernel_size, gain)
 
 
 def compiled_backward(rule: str, grad_trace, membrane, tau_m, tau_s, threshold, increment, constants):
