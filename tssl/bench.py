@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import re
 import statistics
@@ -55,6 +56,9 @@ BENCH_KIND = "bench"
 STORE_NAME = "bench.jsonl"
 FLOOR = "floor"
 METHOD_NAMES = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
+# tssl[compiled]: TSSL_NEURON_COMPILE=1 (CPU); tssl[recompute]: the task key recompute (tssl.layers);
+# tssl[compiled+recompute]: both.
+NATIVE_VARIANTS = ("compiled", "recompute")
 SPIKINGJELLY_IMPLEMENTATIONS = ("cuda", "triton", "torch")  # SpikingJelly's own order of preference
 MEMORY_KINDS = {
     "cuda_state_plus_step_peak": "parameters + optimiser state + the peak of torch.cuda.max_memory_allocated "
@@ -224,14 +228,19 @@ def resolve_methods(names: Sequence[str], device: torch.device) -> list[str]:
             labels.append(name)
         elif name in METHOD_NAMES:
             labels.append(name)
-        elif (match := re.fullmatch(r"(tssl|tssl-surrogate)\[compiled\]", name)) is not None:
-            if device.type != "cpu":
+        elif (match := re.fullmatch(r"(tssl|tssl-surrogate)\[([\w+]+)\]", name)) is not None:
+            variants = match.group(2).split("+")
+            if not variants or any(v not in NATIVE_VARIANTS for v in variants) or len(set(variants)) < len(variants):
+                raise BenchError(f"--methods {name!r}: the native engine's variants are "
+                                 f"{', '.join(NATIVE_VARIANTS)} (joined by +, e.g. tssl[compiled+recompute])")
+            if "compiled" in variants and device.type != "cpu":
                 raise BenchError(f"--methods {name!r}: the compiled neuron (TSSL_NEURON_COMPILE) is a CPU path; "
                                  f"on {device.type} use {match.group(1)!r}")
             labels.append(name)
         else:
             raise BenchError(f"--methods {name!r} is unknown; allowed: {', '.join(METHOD_NAMES)}, "
-                             "spikingjelly[cuda|triton|torch], tssl[compiled] or tssl-surrogate[compiled]")
+                             "spikingjelly[cuda|triton|torch], or tssl / tssl-surrogate with [compiled], "
+                             "[recompute] or [compiled+recompute]")
     return list(dict.fromkeys(labels))
 
 
@@ -292,6 +301,8 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
         variant = rest.rstrip("]")
         options = {"implementation": variant} if variant and name == "spikingjelly" else {}
         method = get_method(name, **options)
+        if name != "spikingjelly" and "recompute" in variant.split("+"):
+            config = dataclasses.replace(config, recompute=True)
         model = method.build(config)
         recipe = training_recipe(method, config, task_loss)
         loss_fn, reset = recipe.loss, method.reset
@@ -303,7 +314,8 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
     model = model.to(device).train()
     if isinstance(loss_fn, nn.Module):
         loss_fn = loss_fn.to(device)
-    environment = {COMPILE_ENV: "1"} if label.endswith("[compiled]") else {}
+    native_variants = label.partition("[")[2].rstrip("]").split("+") if label.startswith("tssl") else []
+    environment = {COMPILE_ENV: "1"} if "compiled" in native_variants else {}
     contender = Contender(label, model, loss_fn, optimizer, reset, implementation, environment=environment)
     return contender
 

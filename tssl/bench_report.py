@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from tssl.bench import BENCH_KIND, FLOOR, MEMORY_KINDS, STORE_NAME
 from tssl.results import ResultsError, is_number, read_records
 
-METHOD_ORDER = ("tssl", "tssl[compiled]", "tssl-surrogate", "tssl-surrogate[compiled]", "snntorch",
+METHOD_ORDER = ("tssl", "tssl[compiled]", "tssl[recompute]", "tssl[compiled+recompute]", "tssl-surrogate",
+                "tssl-surrogate[compiled]", "tssl-surrogate[recompute]", "snntorch",
                 "spikingjelly[cuda]", "spikingjelly[triton]",
                 "spikingjelly[torch]", FLOOR)
 NOISE_NOTE = (

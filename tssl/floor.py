@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from tssl.layers import SpikingNeuron
+from tssl.layers import SpikingConv2d, SpikingLinear, SpikingNeuron
 
 
 class FloorNeuron(nn.Module):
@@ -30,6 +30,8 @@ def floor_network(model: nn.Module) -> nn.Module:
     floor = copy.deepcopy(model)
     replaced = 0
     for module in list(floor.modules()):
+        if isinstance(module, (SpikingConv2d, SpikingLinear)):  # the floor keeps what its dense layers save
+            module.recompute = False
         for child_name, child in list(module.named_children()):
             if isinstance(child, SpikingNeuron):
                 setattr(module, child_name, FloorNeuron())

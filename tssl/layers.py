@@ -27,6 +27,8 @@ from tssl.neuron import (
     GradRule,
     _spike_increment,
     check_grad_rule,
+    membrane_backward,
+    membrane_forward,
     psp_filter,
     trace_from_membrane,
     tsslbp_neuron_with_membrane,
@@ -110,48 +112,63 @@ def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.linear(x.reshape(x.shape[0], x.shape[1], -1), weight)
 
 
+def _current(x: torch.Tensor, weight: torch.Tensor, kind: str, options: tuple) -> torch.Tensor:
+    return _conv(x, weight, *options) if kind == "conv" else _linear(x, weight)
+
+
 class _RebuiltInputFunction(torch.autograd.Function):
     """A conv or linear layer that keeps its input's recipe instead of the input for the weight gradient."""
 
     @staticmethod
     def forward(ctx, x, weight, kind, options, recipe, *recipe_tensors):
-        ctx.kind, ctx.options, ctx.recipe, ctx.input_shape = kind, options, recipe, x.shape
+        ctx.kind, ctx.options, ctx.recipe = kind, options, recipe
         ctx.save_for_backward(weight, *recipe_tensors)
-        if kind == "conv":
-            return _conv(x, weight, *options)
-        return _linear(x, weight)
+        return _current(x, weight, kind, options)
 
     @staticmethod
     def backward(ctx, grad_out):
         weight, *recipe_tensors = ctx.saved_tensors
         x = ctx.recipe.build(tuple(recipe_tensors))
-        need_input, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_x = grad_weight = None
-        if ctx.kind == "conv":
-            padding, stride = ctx.options
-            # What autograd's ConvolutionBackward runs for F.conv2d (same kernel, same result).
-            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-                _merge_time(grad_out.contiguous()),
-                _merge_time(x),
-                weight,
-                None,
-                (stride, stride),
-                (padding, padding),
-                (1, 1),
-                False,
-                (0, 0),
-                1,
-                [need_input, need_weight, False],
-            )
-            if grad_x is not None:
-                grad_x = grad_x.reshape(ctx.input_shape)
-        else:
-            grad_rows = grad_out.reshape(-1, grad_out.shape[-1])
-            if need_input:
-                grad_x = grad_rows.mm(weight).reshape(ctx.input_shape)
-            if need_weight:
-                grad_weight = grad_rows.t().mm(x.reshape(grad_rows.shape[0], -1))  # as autograd's linear
+        grad_x, grad_weight = _current_backward(grad_out, x, weight, ctx.kind, ctx.options, *ctx.needs_input_grad[:2])
         return (grad_x, grad_weight, None, None, None, *(None for _ in recipe_tensors))
+
+
+def _current_backward(
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    kind: str,
+    options: tuple,
+    need_input: bool,
+    need_weight: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(dL/dx, dL/dweight)`` of :func:`_current`, computed as autograd computes them (same kernels)."""
+    grad_x = grad_weight = None
+    if kind == "conv":
+        padding, stride = options
+        # What autograd's ConvolutionBackward runs for F.conv2d (same kernel, same result).
+        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+            _merge_time(grad_out.contiguous()),
+            _merge_time(x),
+            weight,
+            None,
+            (stride, stride),
+            (padding, padding),
+            (1, 1),
+            False,
+            (0, 0),
+            1,
+            [need_input, need_weight, False],
+        )
+        if grad_x is not None:
+            grad_x = grad_x.reshape(x.shape)
+    else:
+        grad_rows = grad_out.reshape(-1, grad_out.shape[-1])
+        if need_input:
+            grad_x = grad_rows.mm(weight).reshape(x.shape)
+        if need_weight:
+            grad_weight = grad_rows.t().mm(x.reshape(grad_rows.shape[0], -1))  # as autograd's linear
+    return grad_x, grad_weight
 
 
 def _weighted(x: torch.Tensor, weight: torch.Tensor, kind: str, options: tuple) -> torch.Tensor:
@@ -164,8 +181,71 @@ def _weighted(x: torch.Tensor, weight: torch.Tensor, kind: str, options: tuple) 
         or not (x.requires_grad or weight.requires_grad)
         or torch.is_autocast_enabled(x.device.type)
     ):
-        return _conv(x, weight, *options) if kind == "conv" else _linear(x, weight)
+        return _current(x, weight, kind, options)
     return _RebuiltInputFunction.apply(x, weight, kind, options, recipe, *recipe.tensors)
+
+
+class _RecomputedLayerFunction(torch.autograd.Function):
+    """A conv or linear layer and its spiking neuron that keep only the layer's input (or its recipe).
+
+    The backward runs the layer's forward again, the current and then the neuron with its membrane, before
+    the neuron's and the layer's backward: one more conv/linear and neuron forward per layer, in exchange for
+    not keeping a membrane per neuron and step. It runs the same operations as the kept path, under the same
+    autocast state, so the gradients are the same.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, kind, options, neuron, recipe, *recipe_tensors):
+        device_type = x.device.type
+        ctx.kind, ctx.options, ctx.neuron, ctx.recipe = kind, options, neuron, recipe
+        ctx.autocast = (device_type, torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
+        ctx.save_for_backward(weight, *(recipe_tensors if recipe is not None else (x,)))
+        return _neuron_trace(_current(x, weight, kind, options), neuron)
+
+    @staticmethod
+    def backward(ctx, grad_trace):
+        weight, *kept = ctx.saved_tensors
+        x = ctx.recipe.build(tuple(kept)) if ctx.recipe is not None else kept[0]
+        need_input, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        device_type, autocast_on, autocast_dtype = ctx.autocast
+        neuron = ctx.neuron
+        if autocast_on:  # replay through autograd, which applies autocast's casts and their backward
+            with torch.enable_grad(), torch.autocast(device_type, dtype=autocast_dtype):
+                x_leaf = x.detach().requires_grad_(need_input)
+                weight_leaf = weight.detach().requires_grad_(need_weight)
+                trace = _neuron_trace(_current(x_leaf, weight_leaf, ctx.kind, ctx.options), neuron)
+            wanted = [leaf for leaf, need in ((x_leaf, need_input), (weight_leaf, need_weight)) if need]
+            grads = iter(torch.autograd.grad(trace, wanted, grad_trace))
+            grad_x = next(grads) if need_input else None
+            grad_weight = next(grads) if need_weight else None
+        else:  # directly, dropping the current and the trace as soon as they are used: fewer live tensors
+            with torch.no_grad():
+                current = _current(x, weight, ctx.kind, ctx.options)
+                membrane, kernel = membrane_forward(current, neuron.tau_m, neuron.tau_s, neuron.threshold)[1:]
+                del current
+                grad_current = membrane_backward(
+                    grad_trace, membrane, kernel, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.grad
+                )
+                del membrane
+                grad_x, grad_weight = _current_backward(
+                    grad_current, x, weight, ctx.kind, ctx.options, need_input, need_weight
+                )
+        return (grad_x, grad_weight, None, None, None, None, *(None for _ in kept))
+
+
+def _neuron_trace(current: torch.Tensor, neuron: SpikingNeuron) -> torch.Tensor:
+    return tsslbp_neuron_with_membrane(current, neuron.tau_m, neuron.tau_s, neuron.threshold, neuron.grad)[0]
+
+
+def _spiking_layer(
+    x: torch.Tensor, weight: torch.Tensor, kind: str, options: tuple, neuron: SpikingNeuron, recompute: bool
+) -> torch.Tensor:
+    """The layer's current through its neuron; with ``recompute``, keeping only the input for the backward."""
+    if recompute and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        recipe = rebuild_recipe(x)
+        tensors = recipe.tensors if recipe is not None else ()
+        return _RecomputedLayerFunction.apply(x, weight, kind, options, neuron, recipe, *tensors)
+    return neuron(_weighted(x, weight, kind, options))
 
 
 class SpikingConv2d(nn.Module):
@@ -185,6 +265,7 @@ class SpikingConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.padding, self.stride, self.weight_scale = padding, stride, weight_scale
         self.neuron = neuron
+        self.recompute = False  # keep only the input; the backward recomputes current and membrane
         self.reset_parameters()
 
     @torch.no_grad()
@@ -194,7 +275,7 @@ class SpikingConv2d(nn.Module):
         self.weight.mul_(self.weight_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neuron(_weighted(x, self.weight, "conv", (self.padding, self.stride)))
+        return _spiking_layer(x, self.weight, "conv", (self.padding, self.stride), self.neuron, self.recompute)
 
 
 class SpikingLinear(nn.Module):
@@ -208,6 +289,7 @@ class SpikingLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.weight_scale = weight_scale
         self.neuron = neuron
+        self.recompute = False  # keep only the input; the backward recomputes current and membrane
         self.reset_parameters()
 
     @torch.no_grad()
@@ -217,7 +299,7 @@ class SpikingLinear(nn.Module):
         self.weight.mul_(self.weight_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neuron(_weighted(x, self.weight, "linear", ()))
+        return _spiking_layer(x, self.weight, "linear", (), self.neuron, self.recompute)
 
 
 def _sum_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:

@@ -47,6 +47,9 @@ class ModelConfig:
     conv_weight_scale: float = 1.0
     linear_weight_scale: float = 1.0
     dropout: float = 0.0
+    # Native engine only: keep each conv/linear layer's input and recompute its current and membrane in the
+    # backward (tssl.layers), instead of keeping every membrane.
+    recompute: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +57,7 @@ class ModelConfig:
 
 def build_native(config: ModelConfig, grad: str) -> SpikingNetwork:
     """The native engine's network for ``config`` with gradient rule ``grad``."""
-    return build_network(
+    network = build_network(
         config.architecture,
         config.input_shape,
         config.classes,
@@ -68,6 +71,8 @@ def build_native(config: ModelConfig, grad: str) -> SpikingNetwork:
         dropout=config.dropout,
         grad=grad,
     )
+    network.set_recompute(config.recompute)
+    return network
 
 
 class Method(Protocol):
@@ -147,6 +152,7 @@ class NativeMethod:
             "grad_rule": self.grad,
             "torch": torch.__version__,
             "kernel": _kernel_used(model),
+            "recompute": bool(getattr(model, "recompute", False)),
             "recipe": self.recipe,
         }
 
@@ -173,6 +179,7 @@ METHODS: dict[str, Method | str] = {
     "snntorch": "tssl_baselines.snntorch_backend:METHOD",
     "spikingjelly": "tssl_baselines.spikingjelly_backend:METHOD",
 }
+NATIVE_METHODS: tuple[str, ...] = tuple(name for name, entry in METHODS.items() if isinstance(entry, NativeMethod))
 
 
 def get_method(name: str, **options) -> Method:

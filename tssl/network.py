@@ -81,6 +81,17 @@ class SpikingNetwork(nn.Module):
         for _, neuron in self.spiking_neurons():
             neuron.grad = grad
 
+    def set_recompute(self, recompute: bool) -> None:
+        """Keep only each conv/linear layer's input for the backward and recompute its current and membrane
+        there (saved activations about the floor's, one more forward per layer), or keep the membranes."""
+        for module in self.modules():
+            if isinstance(module, (SpikingConv2d, SpikingLinear)):
+                module.recompute = bool(recompute)
+
+    @property
+    def recompute(self) -> bool:
+        return any(m.recompute for m in self.modules() if isinstance(m, (SpikingConv2d, SpikingLinear)))
+
 
 def _build_layers(spec: NetworkSpec) -> list[nn.Module]:
     weighted = [s for s in spec.layers if isinstance(s, (ConvSpec, LinearSpec))]

@@ -233,24 +233,55 @@ def _surrogate_backward(grad_trace, membrane, spikes, tau_m, tau_s, threshold) -
 _BACKWARDS = {"tsslbp": _tsslbp_backward, "surrogate": _surrogate_backward}
 
 
+def membrane_forward(
+    x: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """``(trace, membrane, kernel)`` of the multi-step forward, without autograd; ``kernel`` names the code that
+    ran ("triton", "torch.compile" or "torch") and is what :func:`membrane_backward` must be given."""
+    if neuron_backend(x) == "triton":  # fused CUDA kernels; TSSL_NEURON_BACKEND overrides
+        from tssl.kernels.triton_neuron import triton_trace_and_membrane
+
+        return (*triton_trace_and_membrane(x, tau_m, tau_s, threshold), "triton")
+    # TSSL_NEURON_COMPILE=1: fused loops from torch.compile on CPU (tssl.neuron_compiled), else eager.
+    if compile_requested(x):
+        compiled = compiled_forward(x, tau_m, tau_s, threshold, _spike_increment(x.dtype, tau_s))
+        if compiled is not None:
+            return (*compiled, "torch.compile")
+    return (*_forward_torch(x, tau_m, tau_s, threshold), "torch")
+
+
+def membrane_backward(
+    grad_trace: torch.Tensor,
+    membrane: torch.Tensor,
+    kernel: str,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    grad_rule: GradRule,
+) -> torch.Tensor:
+    """dL/dx of the neuron under ``grad_rule`` from dL/d(trace) and the kept membrane, without autograd."""
+    if kernel == "triton":
+        from tssl.kernels.triton_neuron import triton_neuron_backward
+
+        return triton_neuron_backward(grad_trace, membrane, None, tau_m, tau_s, threshold, grad_rule)
+    if kernel == "torch.compile":
+        increment = _spike_increment(membrane.dtype, tau_s)
+        constants = (1.0 / (4.0 * tau_s), INV_DU_CLAMP, SURROGATE_WIDTH, SURROGATE_ARG_CLAMP)
+        grad_x = compiled_backward(
+            grad_rule, grad_trace.contiguous(), membrane, tau_m, tau_s, threshold, increment, constants
+        )
+        if grad_x is not None:
+            return grad_x
+    return _BACKWARDS[grad_rule](grad_trace.contiguous(), membrane, None, tau_m, tau_s, threshold)
+
+
 class _NeuronFunction(torch.autograd.Function):
     """``x -> (trace, membrane)``; the membrane is a non-differentiable output that layers may keep to rebuild
     the trace later (``tssl.layers``), so it is stored once for both."""
 
     @staticmethod
     def forward(ctx, x, tau_m, tau_s, threshold, grad_rule):
-        ctx.backend = neuron_backend(x)  # "triton" (fused CUDA kernels) or "torch"; TSSL_NEURON_BACKEND overrides
-        if ctx.backend == "triton":
-            from tssl.kernels.triton_neuron import triton_trace_and_membrane
-
-            trace, membrane = triton_trace_and_membrane(x, tau_m, tau_s, threshold)
-        else:
-            # TSSL_NEURON_COMPILE=1: fused loops from torch.compile on CPU (tssl.neuron_compiled), else eager.
-            compiled = None
-            if compile_requested(x):
-                compiled = compiled_forward(x, tau_m, tau_s, threshold, _spike_increment(x.dtype, tau_s))
-            ctx.compiled = compiled is not None
-            trace, membrane = compiled if compiled is not None else _forward_torch(x, tau_m, tau_s, threshold)
+        trace, membrane, ctx.kernel = membrane_forward(x, tau_m, tau_s, threshold)
         # Only u is kept: the spikes are u > V again in the backward, du and the trace are recomputed.
         ctx.save_for_backward(membrane)
         ctx.mark_non_differentiable(membrane)
@@ -262,23 +293,8 @@ class _NeuronFunction(torch.autograd.Function):
     def backward(ctx, grad_trace, _grad_membrane):
         if grad_trace is None:
             return None, None, None, None, None
-        tau_m, tau_s, threshold, grad_rule = ctx.constants
         (membrane,) = ctx.saved_tensors
-        if ctx.backend == "triton":
-            from tssl.kernels.triton_neuron import triton_neuron_backward
-
-            grad_x = triton_neuron_backward(grad_trace, membrane, None, tau_m, tau_s, threshold, grad_rule)
-        else:
-            grad_x = None
-            if getattr(ctx, "compiled", False):
-                increment = _spike_increment(membrane.dtype, tau_s)
-                constants = (1.0 / (4.0 * tau_s), INV_DU_CLAMP, SURROGATE_WIDTH, SURROGATE_ARG_CLAMP)
-                grad_x = compiled_backward(
-                    grad_rule, grad_trace.contiguous(), membrane, tau_m, tau_s, threshold, increment, constants
-                )
-            if grad_x is None:
-                grad_x = _BACKWARDS[grad_rule](grad_trace.contiguous(), membrane, None, tau_m, tau_s, threshold)
-        return grad_x, None, None, None, None
+        return membrane_backward(grad_trace, membrane, ctx.kernel, *ctx.constants), None, None, None, None
 
 
 def _check_neuron_args(x: torch.Tensor, tau_m: float, tau_s: float, grad: str) -> None:

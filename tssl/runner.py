@@ -28,12 +28,12 @@ from tssl import cpu_allocator, distributed
 from tssl.data.base import PreparedData
 from tssl.data.registry import load_data
 from tssl.distributed import SINGLE, Ranks
-from tssl.methods import Method, ModelConfig, get_method, training_recipe
+from tssl.methods import NATIVE_METHODS, Method, ModelConfig, get_method, training_recipe
 from tssl.metrics import measure_efficiency
 from tssl.precision import PrecisionError, autocast, check_precision, math_mode
 from tssl.provenance import environment, utc_now
 from tssl.results import SCHEMA_VERSION, append_record, finished_run_ids, read_records, store_path
-from tssl.suites import Suite, SuiteError, TaskConfig, config_hash
+from tssl.suites import NATIVE_ONLY, Suite, SuiteError, TaskConfig, config_hash
 from tssl.train import evaluate, latency_curve, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
@@ -160,7 +160,7 @@ def execute_run(
     _seed_everything(run.seed)
     config = ModelConfig(
         task.architecture, data.input_shape, data.classes, task.steps, task.tau_m, task.tau_s, task.threshold,
-        task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout,
+        task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout, task.recompute,
     )
     model = method.build(config).to(device)
     trained = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
@@ -425,6 +425,13 @@ def check_runs(runs: list[Run], device: torch.device) -> None:
             check_precision(task.precision, device)
         except PrecisionError as error:
             raise SuiteError(f"task {task.name!r}: {error}") from None
+    for run in runs:
+        native_only = [key for key in NATIVE_ONLY if getattr(run.task, key) != type(run.task).model_fields[key].default]
+        if native_only and run.method not in NATIVE_METHODS:
+            raise SuiteError(
+                f"task {run.task.name!r}: {', '.join(native_only)} applies to the native engine only "
+                f"({', '.join(NATIVE_METHODS)}); method {run.method!r} cannot run it"
+            )
 
 
 def run_suite(

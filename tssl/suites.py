@@ -42,7 +42,9 @@ class PaperResult(BaseModel):
 
 
 # Task keys introduced after the first published results: omitted from a run's config (and hash) at their default.
-OMITTED_AT_DEFAULT: tuple[str, ...] = ("precision",)
+OMITTED_AT_DEFAULT: tuple[str, ...] = ("precision", "recompute")
+# Task keys only the native engine honours (tssl, tssl-surrogate); a task that sets one refuses other methods.
+NATIVE_ONLY: tuple[str, ...] = ("recompute",)
 
 
 class TaskConfig(BaseModel):
@@ -84,6 +86,9 @@ class TaskConfig(BaseModel):
     # Precision of the dense kernels (tssl.precision): fp32 (IEEE), tf32 (CUDA only), bf16 (autocast on conv /
     # linear); the neuron state is float32 in every mode.
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    # Native engine: keep only each conv/linear layer's input and recompute its current and membrane in the
+    # backward; saved activations about the floor's, one more layer forward per step, the same gradients.
+    recompute: bool = False
     seeds: list[int] = Field(min_length=1)
     validation_fraction: float = Field(0.0, ge=0, lt=1)
     tolerance: float = Field(0.5, gt=0, description="percentage points around the paper's mean")
