@@ -158,6 +158,12 @@ def _large_example(args: tuple) -> tuple:
     return tuple(grow(value) for value in args)
 
 
+def _recompile_limit():
+    # Each (T, dtype, pooling size) is a graph of its own; dynamo's default of 8 per function would make a
+    # process that meets more of them (a sweep, the test suite) fall back to the slow path for good.
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
+
+
 def _run(kind: str, steps: int, dtype: torch.dtype, *args):
     """Call the compiled ``kind`` on ``args``; None when compiling fails (then never tried again)."""
     global _failed
@@ -167,12 +173,16 @@ def _run(kind: str, steps: int, dtype: torch.dtype, *args):
         fn = _compiled[kind] = torch.compile(_FUNCTIONS[kind], dynamic=True, fullgraph=True)
     start = time.perf_counter() if key not in COMPILE_SECONDS else None
     try:
-        # Each (T, dtype, pooling size) is a graph of its own; dynamo's default of 8 per function would make a
-        # process that meets more of them (a sweep, the test suite) fall back to the slow path for good.
-        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            if start is not None:
+        if start is not None:
+            with _recompile_limit():
                 fn(*_large_example(args))  # compiles this (kind, T, dtype); see _large_example
-            out = fn(*args)
+                out = fn(*args)
+        else:
+            try:  # the hot path: no config patch (about 12 us a call)
+                out = fn(*args)
+            except Exception:  # a new shape specialisation past dynamo's limit: once more with ours
+                with _recompile_limit():
+                    out = fn(*args)
     except Exception as error:  # no compiler, unsupported platform, ...: the PyTorch path still works
         _failed = True
         _log.warning(
