@@ -192,3 +192,11 @@ def test_the_compiled_neuron_is_refused_off_the_cpu():
 def test_the_fmnist_cnn_preset_takes_its_suite_settings():
     [net] = resolve_nets(["fmnist-cnn"], None, None, None, torch.device("cpu"))
     assert net.task.architecture == "32C5-P2-64C5-P2-1024" and net.task.padding == 2 and net.batch == 50
+
+
+def test_default_methods_add_the_compiled_engine_on_a_cpu_only():
+    from tssl.bench import default_methods
+
+    cpu, cuda = default_methods(torch.device("cpu")), default_methods(torch.device("cuda"))
+    assert cpu == ["tssl", "tssl[compiled]", "tssl-surrogate", "snntorch", "spikingjelly", "floor"]
+    assert cuda == ["tssl", "tssl-surrogate", "snntorch", "spikingjelly", "floor"]

@@ -56,6 +56,7 @@ BENCH_KIND = "bench"
 STORE_NAME = "bench.jsonl"
 FLOOR = "floor"
 METHOD_NAMES = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
+DEFAULT_METHODS = ("tssl", "tssl[compiled]", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
 # tssl[compiled]: TSSL_NEURON_COMPILE=1 (CPU); tssl[recompute]: the task key recompute (tssl.layers);
 # tssl[compiled+recompute]: both.
 NATIVE_VARIANTS = ("compiled", "recompute")
@@ -633,9 +634,15 @@ def resolve_bench_device(name: str) -> torch.device:
         raise BenchError(str(error)) from None
 
 
+def default_methods(device: torch.device) -> list[str]:
+    """What ``tssl bench`` runs without --methods: every method and the floor, and on a CPU also the compiled
+    engine (the path that meets the CPU targets; ``docs/engine-performance.md``)."""
+    return [m for m in DEFAULT_METHODS if device.type == "cpu" or not m.endswith("[compiled]")]
+
+
 def run_bench(
     nets: Sequence[str],
-    methods: Sequence[str],
+    methods: Sequence[str] | None,
     *,
     device: str = "auto",
     input_shape: str | None = None,
@@ -646,9 +653,9 @@ def run_bench(
     argv: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Benchmark ``methods`` on ``nets``: time every net first, then (``options.memory``) measure memory, print
-    a table per net, append the records to ``results_dir/bench.jsonl`` (unless ``results_dir`` is None) and
-    return them."""
+    """Benchmark ``methods`` (None: :func:`default_methods`) on ``nets``: time every net first, then
+    (``options.memory``) measure memory, print a table per net, append the records to
+    ``results_dir/bench.jsonl`` (unless ``results_dir`` is None) and return them."""
     from tssl.bench_report import format_table, table_caption
 
     resolved = resolve_bench_device(device)
@@ -656,7 +663,7 @@ def run_bench(
         check_precision(options.precision, resolved)
     except PrecisionError as error:
         raise BenchError(f"--{error}") from None  # "--precision 'tf32' needs a CUDA device ..."
-    labels = resolve_methods(methods, resolved)
+    labels = resolve_methods(default_methods(resolved) if methods is None else methods, resolved)
     if not labels:
         raise BenchError("--methods: no method to run")
     bench_nets = resolve_nets(nets, input_shape, batch, steps, resolved)

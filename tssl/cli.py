@@ -249,11 +249,11 @@ def _add_bench(commands) -> None:
                        help="mnist, fmnist-mlp, cifar10-cnn1, fmnist-cnn, or an architecture string with --input-shape "
                        "(repeatable or comma-separated; default: the three paper nets)")
     bench.add_argument("--input-shape", metavar="C,H,W", help="input of an architecture-string --net")
-    bench.add_argument("--methods", type=_name_list, default=["tssl", "tssl-surrogate", "snntorch", "spikingjelly",
-                                                               "floor"],
+    bench.add_argument("--methods", type=_name_list, default=None,
                        help="comma-separated: tssl, tssl-surrogate (either with [compiled], [recompute] or "
                        "[compiled+recompute]), snntorch, spikingjelly (every implementation available on the device) "
-                       "or spikingjelly[cuda|triton|torch], floor (default: the plain names)")
+                       "or spikingjelly[cuda|triton|torch], floor (default: every plain name, and tssl[compiled] on "
+                       "a CPU)")
     bench.add_argument("--batch", type=_positive_int, help="batch size for every net (default: the net's; "
                        "cifar10-cnn1 uses 4 on CPU)")
     bench.add_argument("--steps", type=_positive_int, metavar="T", help="time steps T (default: the net's, 5)")
