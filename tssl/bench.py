@@ -26,7 +26,6 @@ Each contender's result is one record in ``RESULTS_DIR/bench.jsonl`` (``kind: "b
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import os
 import re
@@ -411,18 +410,19 @@ class CpuStepPeak:
     /proc/self/clear_refs.
     """
 
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     THRESHOLD_BYTES = 64 * 1024
     RELAXED_MMAP_BYTES, RELAXED_TRIM_BYTES = 32 * 2**20, 64 * 2**20
 
     def __init__(self) -> None:
+        self.libc = cpu_allocator.glibc()
+        if self.libc is None:
+            raise MemoryUnavailableError("CPU peak memory needs Linux with glibc")
         try:
-            self.libc = ctypes.CDLL("libc.so.6")
             self._reset_peak()
             _peak_rss_bytes()
-        except (OSError, AttributeError) as error:
+        except OSError as error:
             raise MemoryUnavailableError(f"CPU peak memory needs Linux with glibc ({error})") from None
-        if self.libc.mallopt(self.M_MMAP_THRESHOLD, self.THRESHOLD_BYTES) != 1:
+        if not cpu_allocator.mallopt(cpu_allocator.M_MMAP_THRESHOLD, self.THRESHOLD_BYTES):
             raise MemoryUnavailableError("glibc refused mallopt(M_MMAP_THRESHOLD)")
 
     @staticmethod
@@ -440,8 +440,8 @@ class CpuStepPeak:
     def close(self) -> None:
         if cpu_allocator.reapply():  # back to the process's tuned settings (tssl.cpu_allocator)
             return
-        self.libc.mallopt(self.M_MMAP_THRESHOLD, self.RELAXED_MMAP_BYTES)
-        self.libc.mallopt(self.M_TRIM_THRESHOLD, self.RELAXED_TRIM_BYTES)
+        cpu_allocator.mallopt(cpu_allocator.M_MMAP_THRESHOLD, self.RELAXED_MMAP_BYTES)
+        cpu_allocator.mallopt(cpu_allocator.M_TRIM_THRESHOLD, self.RELAXED_TRIM_BYTES)
 
     def __enter__(self) -> CpuStepPeak:
         return self

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -24,13 +25,31 @@ CHOICES = ("tuned", "default")
 # glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2, 32 MiB on 64-bit; larger blocks are still mmapped.
 MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt takes (an int): in effect, never trim the heap top
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from <malloc.h>
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from <malloc.h>
+TUNED = f"glibc mmap_threshold {MMAP_THRESHOLD >> 20} MiB, trim_threshold 2 GiB (tssl.cpu_allocator)"
 
 _state: str | None = None  # what tune() did in this process, for provenance
 
 
 class AllocatorSettingError(ValueError):
     """TSSL_CPU_ALLOCATOR holds a value other than tuned or default."""
+
+
+@functools.cache
+def glibc() -> ctypes.CDLL | None:
+    """The process's C library where it is glibc on Linux (``mallopt``, ``malloc_trim``), else None."""
+    name = ctypes.util.find_library("c") if platform.system() == "Linux" else None
+    if not name or platform.libc_ver()[0] != "glibc":
+        return None
+    library = ctypes.CDLL(name)
+    library.mallopt.argtypes, library.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return library
+
+
+def mallopt(parameter: int, value: int) -> bool:
+    """glibc's ``mallopt``; False where it refused the value or there is no glibc."""
+    library = glibc()
+    return library is not None and library.mallopt(parameter, value) == 1
 
 
 def requested() -> str:
@@ -49,28 +68,21 @@ def tune() -> str:
         return _state
     if requested() == "default":
         _state = "glibc defaults (TSSL_CPU_ALLOCATOR=default)"
-        return _state
-    libc_name = ctypes.util.find_library("c") if platform.system() == "Linux" else None
-    if not libc_name or platform.libc_ver()[0] != "glibc":
+    elif glibc() is None:
         _state = "platform default (not glibc; nothing tuned)"
-        return _state
-    _state = TUNED if _apply(libc_name) else "glibc defaults (mallopt refused the tuned settings)"
+    else:
+        _state = TUNED if _apply() else "glibc defaults (mallopt refused the tuned settings)"
     return _state
 
 
-TUNED = f"glibc mmap_threshold {MMAP_THRESHOLD >> 20} MiB, trim_threshold 2 GiB (tssl.cpu_allocator)"
-
-
-def _apply(libc_name: str) -> bool:
-    mallopt = ctypes.CDLL(libc_name).mallopt
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+def _apply() -> bool:
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def reapply() -> bool:
     """Set the tuned values again after something else changed them (``tssl bench``'s memory probe); False
     when this process was not tuned, so the caller restores its own choice."""
-    return _state == TUNED and _apply(ctypes.util.find_library("c"))
+    return _state == TUNED and _apply()
 
 
 def describe() -> str:
