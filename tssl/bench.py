@@ -109,11 +109,7 @@ class BenchNet:
     batch: int
 
     def model_config(self) -> ModelConfig:
-        task = self.task
-        return ModelConfig(
-            task.architecture, self.input_shape, self.classes, task.steps, task.tau_m, task.tau_s, task.threshold,
-            task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout,
-        )
+        return ModelConfig.from_task(self.task, self.input_shape, self.classes)
 
     def as_dict(self) -> dict[str, Any]:
         task = self.task
@@ -214,6 +210,13 @@ def spikingjelly_implementations(device: torch.device) -> list[str]:
     return available
 
 
+def native_variants(label: str) -> tuple[str, list[str]]:
+    """``"tssl[compiled+recompute]"`` -> ``("tssl", ["compiled", "recompute"])``; other labels -> (name, [])."""
+    name, _, rest = label.partition("[")
+    variants = rest.removesuffix("]").split("+") if rest and name in ("tssl", "tssl-surrogate") else []
+    return name, variants
+
+
 def resolve_methods(names: Sequence[str], device: torch.device) -> list[str]:
     """Contender labels: ``spikingjelly`` becomes one ``spikingjelly[<impl>]`` per implementation available on
     ``device``; ``spikingjelly[<impl>]`` asks for one."""
@@ -228,14 +231,14 @@ def resolve_methods(names: Sequence[str], device: torch.device) -> list[str]:
             labels.append(name)
         elif name in METHOD_NAMES:
             labels.append(name)
-        elif (match := re.fullmatch(r"(tssl|tssl-surrogate)\[([\w+]+)\]", name)) is not None:
-            variants = match.group(2).split("+")
-            if not variants or any(v not in NATIVE_VARIANTS for v in variants) or len(set(variants)) < len(variants):
+        elif re.fullmatch(r"(tssl|tssl-surrogate)\[([\w+]+)\]", name) is not None:
+            method, variants = native_variants(name)
+            if any(v not in NATIVE_VARIANTS for v in variants) or len(set(variants)) < len(variants):
                 raise BenchError(f"--methods {name!r}: the native engine's variants are "
                                  f"{', '.join(NATIVE_VARIANTS)} (joined by +, e.g. tssl[compiled+recompute])")
             if "compiled" in variants and device.type != "cpu":
                 raise BenchError(f"--methods {name!r}: the compiled neuron (TSSL_NEURON_COMPILE) is a CPU path; "
-                                 f"on {device.type} use {match.group(1)!r}")
+                                 f"on {device.type} use {method!r}")
             labels.append(name)
         else:
             raise BenchError(f"--methods {name!r} is unknown; allowed: {', '.join(METHOD_NAMES)}, "
@@ -285,6 +288,7 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
     task's loss and the method's recipe."""
     config = net.model_config()
     task_loss = net.task.task_loss()
+    variants = native_variants(label)[1]
     torch.manual_seed(seed)
     if label == FLOOR:
         from tssl.floor import floor_network
@@ -298,10 +302,9 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
             return {"engine": "floor", "neuron": "x * 1.0 (tssl.floor.FloorNeuron)", "torch": torch.__version__}
     else:
         name, _, rest = label.partition("[")
-        variant = rest.rstrip("]")
-        options = {"implementation": variant} if variant and name == "spikingjelly" else {}
+        options = {"implementation": rest.removesuffix("]")} if rest and name == "spikingjelly" else {}
         method = get_method(name, **options)
-        if name != "spikingjelly" and "recompute" in variant.split("+"):
+        if "recompute" in variants:
             config = dataclasses.replace(config, recompute=True)
         model = method.build(config)
         recipe = training_recipe(method, config, task_loss)
@@ -314,8 +317,7 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
     model = model.to(device).train()
     if isinstance(loss_fn, nn.Module):
         loss_fn = loss_fn.to(device)
-    native_variants = label.partition("[")[2].rstrip("]").split("+") if label.startswith("tssl") else []
-    environment = {COMPILE_ENV: "1"} if "compiled" in native_variants else {}
+    environment = {COMPILE_ENV: "1"} if "compiled" in variants else {}
     contender = Contender(label, model, loss_fn, optimizer, reset, implementation, environment=environment)
     return contender
 

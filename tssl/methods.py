@@ -51,6 +51,14 @@ class ModelConfig:
     # backward (tssl.layers), instead of keeping every membrane.
     recompute: bool = False
 
+    @classmethod
+    def from_task(cls, task, input_shape: tuple[int, ...], classes: int) -> ModelConfig:
+        """The model a suite task (``tssl.suites.TaskConfig``) describes, for inputs of ``input_shape``."""
+        return cls(
+            task.architecture, input_shape, classes, task.steps, task.tau_m, task.tau_s, task.threshold,
+            task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout, task.recompute,
+        )
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -158,10 +158,7 @@ def execute_run(
     started_at = utc_now()
     method = _method_for(run)
     _seed_everything(run.seed)
-    config = ModelConfig(
-        task.architecture, data.input_shape, data.classes, task.steps, task.tau_m, task.tau_s, task.threshold,
-        task.padding, task.conv_weight_scale, task.linear_weight_scale, task.dropout, task.recompute,
-    )
+    config = ModelConfig.from_task(task, data.input_shape, data.classes)
     model = method.build(config).to(device)
     trained = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
 
@@ -426,7 +423,7 @@ def check_runs(runs: list[Run], device: torch.device) -> None:
         except PrecisionError as error:
             raise SuiteError(f"task {task.name!r}: {error}") from None
     for run in runs:
-        native_only = [key for key in NATIVE_ONLY if getattr(run.task, key) != type(run.task).model_fields[key].default]
+        native_only = [key for key in NATIVE_ONLY if not run.task.at_default(key)]
         if native_only and run.method not in NATIVE_METHODS:
             raise SuiteError(
                 f"task {run.task.name!r}: {', '.join(native_only)} applies to the native engine only "

@@ -161,9 +161,13 @@ class TaskConfig(BaseModel):
         """
         config = self.model_dump(exclude={"methods", "seeds", "paper", "tolerance", "description"})
         for key in OMITTED_AT_DEFAULT:
-            if key in config and config[key] == type(self).model_fields[key].default:
+            if key in config and self.at_default(key):
                 del config[key]
         return config
+
+    def at_default(self, key: str) -> bool:
+        """Whether the task key ``key`` holds its schema default."""
+        return getattr(self, key) == type(self).model_fields[key].default
 
 
 class ClusterConfig(BaseModel):
