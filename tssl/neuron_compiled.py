@@ -52,9 +52,6 @@ def _trace(membrane, syn_decay: float, increment: float, threshold: float):
     return torch.stack(traces)
 
 
-# Divisions by constants are multiplications by their reciprocals here: a vector division costs about ten
-# multiplications on CPU, and the TSSL-BP backward had six per neuron and step (it ran three times as long as the
-# forward). The reciprocals round differently in the last bit only.
 def _pooled_trace(membrane, syn_decay: float, increment: float, threshold: float, kernel_size: int, gain: float):
     """``tssl.layers._sum_pool(_trace(membrane))`` for ``[T, B, C, H, W]`` without the full-size trace: the same
     sums in the same order (window row by row, then / k*k, then * k*k*gain), so the same bits."""
@@ -74,6 +71,9 @@ def _pooled_trace(membrane, syn_decay: float, increment: float, threshold: float
     return torch.stack(pooled)
 
 
+# Divisions by constants are multiplications by their reciprocals here: a vector division costs about ten
+# multiplications on CPU, and the TSSL-BP backward had six per neuron and step (it ran three times as long as the
+# forward). The reciprocals round differently in the last bit only.
 def _sigmoid_surrogate(u, threshold: float, inv_width: float, arg_clamp: float):
     sig = torch.sigmoid(((u - threshold) * inv_width).clamp(-arg_clamp, arg_clamp))
     return sig * (1.0 - sig) * inv_width
@@ -84,6 +84,8 @@ def _tsslbp_backward(grad_trace, membrane, tau_m, tau_s, threshold, increment, s
     inv_tau_m, inv_tau_s, inv_width = 1.0 / tau_m, 1.0 / tau_s, 1.0 / width
     steps = membrane.shape[0]
     dtype = membrane.dtype
+    # The neuron's own trace, as _trace computes it but kept per step: calling _trace (which stacks) makes
+    # Inductor write the whole trace to memory, and the backward then runs about 35 % longer.
     own_traces = []
     for t in range(steps):
         spike = (membrane[t] > threshold).to(dtype)
