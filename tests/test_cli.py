@@ -8,25 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_suites import digits_suite
 
 from tssl.cli import main
 
-SUITE = """
-name: clitest
-tasks:
-  - name: digits-tiny
-    dataset: digits
-    architecture: 8C3-P2-16
-    padding: 1
-    steps: 5
-    epochs: 2
-    batch_size: 64
-    lr: 0.005
-    loss: kernel
-    methods: [tssl, tssl-surrogate]
-    seeds: [0, 1]
-    validation_fraction: 0.1
-"""
+SUITE = digits_suite("clitest", epochs=2, methods=("tssl", "tssl-surrogate"), seeds=(0, 1), validation_fraction=0.1)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_suites import digits_suite
 from torch import nn
 
 from tssl.layers import SpikingConv2d, SpikingLinear
@@ -338,21 +339,7 @@ def test_neurobench_after_pooling_counts_pooled_units_as_macs(digits_images):
 # ------------------------------------------------------------------------------------------------------------
 # The runner and the report
 
-SUITE = """
-name: tiny
-tasks:
-  - name: digits-small
-    dataset: digits
-    architecture: 8C3-P2-32
-    padding: 1
-    steps: 5
-    epochs: 1
-    batch_size: 64
-    lr: 0.005
-    loss: kernel
-    methods: [tssl, snntorch]
-    seeds: [0]
-"""
+SUITE = digits_suite("tiny", task="digits-small", architecture="8C3-P2-32", methods=("tssl", "snntorch"))
 
 
 def test_runner_records_efficiency_and_the_report_states_the_convention(tmp_path: Path):

@@ -8,6 +8,7 @@ import typing
 import pytest
 import torch
 from pydantic import ValidationError
+from tiny_suites import digits_suite
 from torch.utils.data import DataLoader, TensorDataset
 
 from tssl.cli import main
@@ -23,21 +24,7 @@ from tssl.runner import RunOptions, run_suite
 from tssl.suites import OMITTED_AT_DEFAULT, TaskConfig, load_suite
 from tssl.train import evaluate, fit
 
-SUITE = """
-name: prectest
-tasks:
-  - name: digits-tiny
-    dataset: digits
-    architecture: 8C3-P2-16
-    padding: 1
-    steps: 5
-    epochs: 1
-    batch_size: 64
-    lr: 0.005
-    loss: kernel
-    methods: [tssl]
-    seeds: [0]
-"""
+SUITE = digits_suite("prectest")
 
 TASK = dict(name="t", dataset="digits", architecture="8C3-16", steps=5, epochs=1, batch_size=8, lr=1e-3,
             loss="kernel", methods=["tssl"], seeds=[0])

@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from tiny_suites import digits_suite
 
 from tssl.floor import floor_network
 from tssl.losses import KernelLoss
@@ -121,21 +122,7 @@ def test_bench_variants_parse_and_run(tmp_path):
     assert saved["tssl[recompute]"] == saved["floor"] < saved["tssl"]
 
 
-SUITE = """
-name: recomputetest
-tasks:
-  - name: digits-tiny
-    dataset: digits
-    architecture: 8C3-P2-16
-    padding: 1
-    steps: 5
-    epochs: 1
-    batch_size: 64
-    lr: 0.005
-    loss: kernel
-    methods: [tssl]
-    seeds: [0]
-"""
+SUITE = digits_suite("recomputetest")
 
 
 def test_suite_key_keeps_run_ids_at_its_default_and_is_recorded(tmp_path):
@@ -162,7 +149,7 @@ def test_recompute_with_a_baseline_is_one_line_exit_2(tmp_path, monkeypatch, cap
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "recomputetest.yaml").write_text(SUITE.replace("[tssl]", "[tssl, snntorch]"))
+    (tmp_path / "suites" / "recomputetest.yaml").write_text(digits_suite("recomputetest", methods=("tssl", "snntorch")))
     assert main(["run", "recomputetest", "recompute=true", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
