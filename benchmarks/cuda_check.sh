@@ -19,7 +19,10 @@ import torch
 assert torch.cuda.is_available(), "no CUDA device: this script measures the GPU path"
 print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
 EOF
-python3 -m pytest -q -p no:cacheprovider tests/test_triton_neuron.py -k cuda 2>&1 | tee "$out/cuda-tests.log"
+# A failing kernel test must not cost the bench: device time is scarce, so record the failure and go on.
+tests_rc=0
+python3 -m pytest -q -p no:cacheprovider tests/test_triton_neuron.py -k cuda 2>&1 | tee "$out/cuda-tests.log" \
+    || tests_rc=$?
 python3 -m tssl.cli bench --device cuda --iters 20 --warmup 5 --net cifar10-cnn1,mnist,fmnist-mlp \
     --results-dir "$out/bench" 2>&1 | tee "$out/bench.log"
 python3 - "$out/bench/bench.jsonl" <<'EOF'
@@ -35,3 +38,4 @@ if tssl:
     for r in sj:
         print(f"  {r['method']}: {r['time_ratio_to_tssl']:.2f}x tssl's step time")
 EOF
+exit "$tests_rc"
