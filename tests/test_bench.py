@@ -200,3 +200,88 @@ def test_default_methods_add_the_compiled_engine_on_a_cpu_only():
     cpu, cuda = default_methods(torch.device("cpu")), default_methods(torch.device("cuda"))
     assert cpu == ["tssl", "tssl[compiled]", "tssl-surrogate", "snntorch", "spikingjelly", "floor"]
     assert cuda == ["tssl", "tssl-surrogate", "snntorch", "spikingjelly", "floor"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The bench figures: time ÷ floor with its spread over rounds, one file per (device, threads, precision)
+
+
+def _bench_record(method: str, times: list[float], *, threads: int = 1, precision: str = "fp32",
+                  bench_id: str = "run-a", hardware: str | None = None) -> dict:
+    hardware = hardware or f"x86_64, 2 cores, {threads} torch threads"
+    return {
+        "kind": "bench", "schema": 1, "status": "ok", "error": None, "method": method, "bench_id": bench_id,
+        "run_id": f"bench.{bench_id}.tiny.{method}", "net": {"name": "tiny"}, "batch": 4, "steps": 5,
+        "device": "cpu", "threads": threads, "precision": precision, "precision_detail": precision,
+        "iters": len(times), "warmup": 1, "samples_per_second": 4 / statistics.median(times),
+        "step_seconds": {"all": times, "median": statistics.median(times), "min": min(times), "max": max(times)},
+        "memory": None, "saved_activation_bytes_per_sample": 2048.0 if method != "floor" else 1024.0,
+        "provenance": {"hardware": hardware, "git_sha": "abc", "git_dirty": False, "packages": {"torch": "2"}},
+    }  # fmt: skip
+
+
+def _setting(threads: int = 1, precision: str = "fp32", hardware: str | None = None) -> list[dict]:
+    floor = [0.010, 0.011, 0.010, 0.012]
+    return [
+        _bench_record("tssl", [0.015, 0.016, 0.018, 0.015], threads=threads, precision=precision, hardware=hardware),
+        _bench_record("floor", floor, threads=threads, precision=precision, hardware=hardware),
+    ]
+
+
+def test_each_device_threads_precision_gets_its_own_figure(tmp_path):
+    records = [*_setting(1), *_setting(2), *_setting(1, "bf16"),
+               *_setting(1, hardware="another machine, 1 torch threads")]
+    index = write_bench_report(records, tmp_path)
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert {"bench-cpu-1t-fp32.png", "bench-cpu-2t-fp32.png", "bench-cpu-1t-bf16.png"} < set(pngs)
+    # The same device, threads and precision on another machine: a fourth file, told apart by its hardware.
+    assert len(pngs) == 4 and len([name for name in pngs if name.startswith("bench-cpu-1t-fp32-")]) == 1
+    assert len({(tmp_path / name).read_bytes() for name in pngs}) == 4
+    text = index.read_text()
+    assert all(f"({name})" in text for name in pngs)
+    assert "interquartile range" in text and "minimum to maximum" in text
+
+
+def test_the_floor_ratio_pairs_rounds_of_one_run_else_takes_the_medians():
+    from tssl.bench_report import floor_ratio
+
+    tssl, floor = _setting()
+    paired = floor_ratio(tssl, floor)
+    ratios = [a / b for a, b in zip(tssl["step_seconds"]["all"], floor["step_seconds"]["all"], strict=True)]
+    assert paired.rounds == 4 and paired.median == pytest.approx(statistics.median(ratios))
+    assert paired.extremes == pytest.approx((min(ratios), max(ratios)))
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    assert paired.quartiles == pytest.approx((q1, q3))
+    other_run = {**floor, "bench_id": "run-b"}
+    fewer_rounds = {**floor, "step_seconds": {"all": [0.010, 0.011]}}
+    for unpaired in (other_run, fewer_rounds):
+        ratio = floor_ratio(tssl, unpaired)
+        assert ratio.rounds == 0 and ratio.quartiles is None and ratio.extremes is None
+        expected = statistics.median(tssl["step_seconds"]["all"]) / statistics.median(unpaired["step_seconds"]["all"])
+        assert ratio.median == pytest.approx(expected)
+
+
+def test_the_bench_figure_draws_time_over_floor_with_its_spread_and_the_floor_at_one():
+    from matplotlib.colors import to_rgba
+
+    from tssl.bench_report import bench_figure, floor_ratio
+
+    tssl, floor = _setting()
+    figure = bench_figure([tssl, floor], "tssl bench — cpu, 1 torch thread, fp32")
+    ratio_axis, saved_axis = figure.axes[:2]
+    (median,) = [line for line in ratio_axis.lines if line.get_gid() == "ratio:tiny (B=4):tssl"]
+    expected = floor_ratio(tssl, floor)
+    assert median.get_ydata()[0] == pytest.approx(expected.median)
+    assert to_rgba(median.get_markerfacecolor()) != to_rgba("white")  # paired rounds: a filled marker
+    spans = sorted(float(y) for collection in ratio_axis.collections for segment in collection.get_segments()
+                   for y in segment[:, 1])
+    assert spans == pytest.approx(sorted([*expected.quartiles, *expected.extremes]))
+    (floor_line,) = [line for line in ratio_axis.lines if line.get_gid() == "floor"]
+    assert list(floor_line.get_ydata()) == [1, 1]
+    assert not [line for line in ratio_axis.lines if (line.get_gid() or "").endswith(":floor")]
+    assert "floor" in ratio_axis.get_ylabel()
+    assert saved_axis.get_yscale() == "log"
+    # The floor of another run cannot be paired round by round: a hollow marker without whiskers.
+    unpaired = bench_figure([tssl, {**floor, "bench_id": "run-b"}], "t")
+    (hollow,) = [line for line in unpaired.axes[0].lines if line.get_gid() == "ratio:tiny (B=4):tssl"]
+    assert to_rgba(hollow.get_markerfacecolor()) == to_rgba("white") and not unpaired.axes[0].collections

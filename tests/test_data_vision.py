@@ -240,6 +240,26 @@ def test_fetch_fmnist_checks_the_published_sha256s(tmp_path: Path, monkeypatch: 
     assert "files match the published Fashion-MNIST SHA-256s" in data.notes
 
 
+def test_fmnist_files_that_differ_from_the_published_sha256s_load_as_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arrays = make_idx(30, 10)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_idx(raw, arrays, compress=False)
+    actual = {name: sha256(idx_bytes(array)) for name, array in arrays.items()}
+    # The published sizes (so the loader takes them for the real data set), and published SHA-256s that only
+    # the label files match: the two image files are not the published bytes.
+    published = {**vision.FMNIST_SHA256, "train-labels-idx1-ubyte": actual["train-labels-idx1-ubyte"],
+                 "t10k-labels-idx1-ubyte": actual["t10k-labels-idx1-ubyte"]}
+    monkeypatch.setattr(vision, "FMNIST_SPEC", small_spec(vision.FMNIST_SPEC, arrays, sha256=published))
+    data = vision.load_fmnist(tmp_path, steps=5)
+    assert data.kind == "unverified"
+    images = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+    assert data.checksums == {name: {"expected": published[name], "actual": actual[name]} for name in images}
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert "unverified" in warning and all(name in warning for name in images) and str(raw) in warning
+
+
 def test_fetch_fmnist_checks_class_balance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arrays = make_idx(30, 10)
     arrays["train-labels-idx1-ubyte"][:] = np.arange(30) % 3  # 10 per class for 3 classes

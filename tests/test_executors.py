@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from records import synthetic_record
 
 from tssl.cli import main
 from tssl.executors import submit_suite
@@ -34,7 +35,7 @@ def test_local_executor_runs_every_run_once_two_at_a_time(tmp_path, capsys):
     assert status == 0, capsys.readouterr()
     records = read_records(results / "digits.jsonl")
     suite = load_suite("digits", OVERRIDES)
-    expected = sorted(run.run_id for run in expand(suite))
+    expected = sorted(run.run_id for run in expand(suite, limit_batches=2))  # smoke runs: ids of their own
     assert sorted(r["run_id"] for r in records) == expected  # none lost, none duplicated
     assert all(r["status"] == "ok" and r["smoke"] for r in records)
     spans = sorted((r["provenance"]["started_at"], r["provenance"]["finished_at"]) for r in records)
@@ -52,12 +53,13 @@ def test_local_executor_runs_every_run_once_two_at_a_time(tmp_path, capsys):
 
     assert run_cli("status", "digits", *OVERRIDES, *common) == 0
     table = capsys.readouterr().out
-    assert "3 runs: 3 done" in table and table.count("done  ") == 3
+    # The smoke runs are done; the suite's full runs are not (a smoke run never counts as one).
+    assert "3 done, 3 not started" in table and table.count("[smoke run]") == 3
 
 
 def test_a_run_held_by_another_process_is_not_trained_twice(tmp_path):
     suite = load_suite("digits", [*OVERRIDES[:2], "seeds=[0]", "architecture='16'"])
-    (run,) = expand(suite)
+    (run,) = expand(suite, limit_batches=1)
     options = RunOptions(tmp_path / "results", tmp_path / "runs", "cpu", 1, progress=False)
     with claim_run(options.runs_dir / "digits" / run.run_id) as claimed:  # as if another job were training it
         assert claimed
@@ -72,13 +74,15 @@ def test_status_reports_each_state(tmp_path):
     results, runs_dir = tmp_path / "results", tmp_path / "runs"
     store = results / "digits.jsonl"
 
-    def record(run, status, **extra):
-        return {"run_id": run.run_id, "status": status, "task": run.task.name, "method": run.method,
-                "seed": run.seed, **extra}
+    def record(run, status, **extra):  # a SYNTHETIC record of this run (tests/records.py), valid under the schema
+        made = synthetic_record(run.task.name, run.method, run.seed, suite="digits", status=status,
+                                base=run.task.run_config(), **extra)
+        assert made["run_id"] == run.run_id
+        return made
 
     append_record(store, record(runs[0], "failed", error="RuntimeError: boom\nmore"))
-    append_record(store, record(runs[0], "ok", accuracy={"final": 90.0}, smoke=False))  # a retry succeeded
-    append_record(store, record(runs[0], "ok", accuracy={"final": 91.5}, smoke=False))  # a --force rerun wins
+    append_record(store, record(runs[0], "ok", final=90.0))  # a retry succeeded
+    append_record(store, record(runs[0], "ok", final=91.5))  # a --force rerun wins
     append_record(store, record(runs[0], "failed", error="killed"))  # a failed rerun undoes nothing
     append_record(store, record(runs[1], "failed", error="ValueError: bad value\ntraceback"))
     (runs_dir / "digits" / runs[2].run_id).mkdir(parents=True)
@@ -89,7 +93,7 @@ def test_status_reports_each_state(tmp_path):
     }
     (runs_dir / "digits" / "jobs.json").write_text(json.dumps(jobs))
     extra = expand(load_suite("digits", ["methods=[tssl]", "seeds=[9]"]))[0]  # run with --seeds 9
-    append_record(store, record(extra, "ok", accuracy={"final": 88.0}, smoke=False))
+    append_record(store, record(extra, "ok", final=88.0))
     rows = suite_status(suite, results, runs_dir)
     states = [(row.state, row.detail) for row in rows]
     assert states[6] == ("done", "final 88.00 % (not in the suite file's seeds or methods)") and rows[6].seed == 9
@@ -132,13 +136,16 @@ def test_the_lock_is_held_only_while_the_run_is(tmp_path):
 
 
 def test_an_append_after_a_writer_died_mid_line_starts_its_own_line(tmp_path):
+    # Bare lines: this is about whole-line appends, not the schema (tests/test_store.py has the valid-record cases).
     store = tmp_path / "store.jsonl"
-    append_record(store, {"run_id": "a", "status": "ok"})
+    append_record(store, {"run_id": "a", "status": "ok"}, problem=None)
     with open(store, "a") as handle:
         handle.write('{"run_id": "torn", "sta')  # a process killed in the middle of a write (no lock then)
-    append_record(store, {"run_id": "b", "status": "ok"})
-    lines = store.read_text().splitlines()
-    assert len(lines) == 3 and json.loads(lines[-1]) == {"run_id": "b", "status": "ok"}
+    append_record(store, {"run_id": "b", "status": "ok"}, problem=None)
+    lines = store.read_text().splitlines()  # the torn tail is moved to store.jsonl.torn, b starts its own line
+    assert [json.loads(line)["run_id"] for line in lines] == ["a", "b"]
+    assert (tmp_path / "store.jsonl.torn").read_text() == '{"run_id": "torn", "sta\n'
+    assert [r["run_id"] for r in read_records(store, validate=None)] == ["a", "b"]
 
 
 def test_a_timed_out_job_is_requeued_as_the_same_run():
@@ -162,7 +169,8 @@ def test_slurm_submission_against_submitits_mocked_slurm(tmp_path):
     suite = load_suite("digits", ["epochs=1", "methods=[tssl]", "seeds=[0,1]", "architecture='16'"])
     cluster = suite.cluster.model_copy(update={"partition": "gpu", "gpus_per_job": 1, "time_limit_min": 90,
                                                "concurrency": 1})
-    options = RunOptions(tmp_path / "results", tmp_path / "runs", "cpu", 1, progress=False)
+    # Full runs (one epoch of a 16-neuron net): tssl status lists the suite's full runs, not smoke runs.
+    options = RunOptions(tmp_path / "results", tmp_path / "runs", "cpu", progress=False)
     with test_slurm.mocked_slurm() as mock:
         outcome = submit_suite(suite, options, "slurm", cluster, log=lambda _: None)
         assert len(outcome.submitted) == 2

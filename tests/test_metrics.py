@@ -15,7 +15,8 @@ from torch import nn
 
 from tssl.layers import SpikingConv2d, SpikingLinear
 from tssl.methods import ModelConfig, get_method
-from tssl.metrics import CONVENTION, CONVENTIONS, E_AC_JOULES, E_MAC_JOULES, ENERGY_LABEL, measure_efficiency
+from tssl.metric_definitions import CONVENTION, CONVENTIONS, E_AC_JOULES, E_MAC_JOULES, ENERGY_LABEL
+from tssl.metrics import measure_efficiency
 from tssl.network import build_network
 from tssl_baselines.common import copy_weights
 
@@ -363,5 +364,5 @@ def test_runner_records_efficiency_and_the_report_states_the_convention(tmp_path
         assert efficiency["parameter_count"] == 8 * 9 + 8 * 4 * 4 * 32 + 32 * 10
     output = build_report("tiny", records, tmp_path / "report")
     text = output.index.read_text()
-    assert "## 5. Efficiency" in text and "efficiency.png" in output.figures
+    assert "## 6. Efficiency" in text and "efficiency.png" in output.figures
     assert CONVENTION in text and CONVENTIONS[CONVENTION][:60] in text and ENERGY_LABEL in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import signal
@@ -13,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tssl.check import check, make_reference, passed
+from tssl.check import TaskSpec, make_reference
 from tssl.results import append_record, read_records
 from tssl.runner import RunOptions, run_suite
+from tssl.schema import task_config_hash
 from tssl.suites import load_suite
 
 SUITE = """
@@ -76,8 +76,9 @@ def test_smoke_runs_are_labelled_and_refused_by_check(tmp_path):
     run_suite(suite, opts, log=lambda _: None)
     (record,) = read_records(opts.results_dir / "tiny.jsonl")
     assert record["smoke"] is True and record["limit_batches"] == 2
-    with pytest.raises(ValueError, match="smoke runs"):
-        make_reference("tiny", [record], "x")
+    tasks = {t.name: TaskSpec(task_config_hash(t.run_config()), t.tolerance) for t in suite.tasks}
+    with pytest.raises(ValueError, match="no faithful runs"):  # a smoke run is never a reference
+        make_reference("tiny", [record], "x", tasks)
 
 
 def test_resume_after_kill_9_gives_the_uninterrupted_result(tmp_path):
@@ -110,7 +111,9 @@ def test_resume_after_kill_9_gives_the_uninterrupted_result(tmp_path):
 
 def _append_many(path: str, writer: int) -> None:
     for number in range(200):
-        append_record(Path(path), {"run_id": f"w{writer}.{number}", "status": "ok", "padding": "x" * 5000})
+        # Bare lines: this is about the lock and whole-line writes, not the schema (so neither end validates).
+        append_record(Path(path), {"run_id": f"w{writer}.{number}", "status": "ok", "padding": "x" * 5000},
+                      problem=None)
 
 
 def test_concurrent_appends_lose_and_mix_nothing(tmp_path):
@@ -121,24 +124,8 @@ def test_concurrent_appends_lose_and_mix_nothing(tmp_path):
         writer.start()
     for writer in writers:
         writer.join()
-    records = read_records(store)
+    records = read_records(store, validate=None)
     assert len(records) == 600 and len({r["run_id"] for r in records}) == 600
-
-
-def test_check_gate(tmp_path):
-    def record(seed, accuracy, task="t", method="tssl"):
-        return {"run_id": f"{task}.{method}.{seed}", "status": "ok", "task": task, "method": method, "seed": seed,
-                "accuracy": {"final": accuracy}, "data": {"kind": "real"}, "provenance": {"config_hash": "h"}}
-
-    reference = make_reference("s", [record(0, 95.0), record(1, 95.4), record(2, 94.8)], "ref")
-    (entry,) = reference["entries"]
-    assert entry["n"] == 3 and entry["band"][0] == pytest.approx(95.0666 - 1.0, abs=1e-3)  # 3 x std < 1 point
-    assert passed(check(reference, [record(0, 94.9), record(1, 95.1)], "now"))
-    lines = check(reference, [record(0, 90.0), record(1, 91.0)], "now")
-    assert not passed(lines) and lines[0].status == "REGRESSION"
-    missing = check(reference, [record(0, 95.0, method="snntorch")], "now")
-    assert not passed(missing) and missing[0].status == "MISSING"
-    json.dumps(reference)  # the reference is plain JSON
 
 
 def test_runs_with_modified_settings_are_recorded_and_reported_apart(tmp_path):

@@ -48,25 +48,18 @@ from tssl.precision import PrecisionError, autocast, check_precision, describe, 
 from tssl.provenance import environment, utc_now
 from tssl.recipe import make_optimizer
 from tssl.results import append_record
+from tssl.schema import BENCH_KIND, BENCH_MEMORY_KINDS, BENCH_SCHEMA_VERSION, BENCH_STORE_NAME, FLOOR
 from tssl.train import train_step as recipe_step
 
-BENCH_SCHEMA = 1
-BENCH_KIND = "bench"
-STORE_NAME = "bench.jsonl"
-FLOOR = "floor"
+BENCH_SCHEMA = BENCH_SCHEMA_VERSION
+STORE_NAME = BENCH_STORE_NAME
 METHOD_NAMES = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
 DEFAULT_METHODS = ("tssl", "tssl[compiled]", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
 # tssl[compiled]: TSSL_NEURON_COMPILE=1 (CPU); tssl[recompute]: the task key recompute (tssl.layers);
 # tssl[compiled+recompute]: both.
 NATIVE_VARIANTS = ("compiled", "recompute")
 SPIKINGJELLY_IMPLEMENTATIONS = ("cuda", "triton", "torch")  # SpikingJelly's own order of preference
-MEMORY_KINDS = {
-    "cuda_state_plus_step_peak": "parameters + optimiser state + the peak of torch.cuda.max_memory_allocated "
-    "above the allocation at the start of one training step (activations, gradients, temporaries)",
-    "cpu_state_plus_step_rss_peak": "parameters + optimiser state + the peak RSS growth of the process during one "
-    "training step (activations, gradients, temporaries), with glibc's mmap threshold fixed at 64 KiB and "
-    "malloc_trim before the step so that freed memory leaves the RSS; measured after all timing",
-}
+MEMORY_KINDS = BENCH_MEMORY_KINDS
 
 
 class BenchError(ValueError):

@@ -44,6 +44,9 @@ def _add_run(commands) -> None:
     run.add_argument("--limit-batches", type=_positive_int, metavar="N",
                      help="smoke run: at most N batches per epoch and per evaluation (labelled as such)")
     run.add_argument("--force", action="store_true", help="rerun runs that already have a record")
+    run.add_argument("--retry-diverged", action="store_true",
+                     help="train runs that diverged (non-finite training loss) again, from scratch; without it they "
+                     "are skipped, and finished runs stay skipped either way")
     run.add_argument("--results-dir", type=Path, default=Path("results"))
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="checkpoints (default runs/)")
     cluster = run.add_argument_group(
@@ -87,7 +90,8 @@ def _run_suite(args: argparse.Namespace) -> int:
     try:
         requested_backend()  # a bad TSSL_NEURON_BACKEND is refused before any run starts
         suite = load_suite(args.suite, args.overrides)
-        options = RunOptions(args.results_dir, args.runs_dir, args.device, args.limit_batches, args.force)
+        options = RunOptions(args.results_dir, args.runs_dir, args.device, args.limit_batches, args.force,
+                             retry_diverged=args.retry_diverged)
         if args.executor != "inline":
             return _submit_suite(suite, options, args)
         outcome = run_suite(suite, options, args.only, args.seeds)
@@ -99,9 +103,15 @@ def _run_suite(args: argparse.Namespace) -> int:
         return 1 if outcome.failed else 0
     print(
         f"suite {suite.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done, "
-        f"{len(outcome.failed)} failed; records in {args.results_dir / (suite.name + '.jsonl')}"
+        f"{len(outcome.failed)} failed{_diverged_note(outcome.diverged)}; "
+        f"records in {args.results_dir / (suite.name + '.jsonl')}"
     )
     return 1 if outcome.failed else 0
+
+
+def _diverged_note(diverged: list[str]) -> str:
+    """Runs skipped because they diverged before: recorded outcomes, not failures of this command."""
+    return f", {len(diverged)} skipped as diverged (--retry-diverged trains them again)" if diverged else ""
 
 
 def _add_report(commands) -> None:
@@ -112,6 +122,15 @@ def _add_report(commands) -> None:
     report.set_defaults(handler=_report)
 
 
+def _suite_tasks(suite) -> dict[str, dict]:
+    """What the report and ``tssl check`` need of each task of a loaded suite, the seed-free config hash included."""
+    from tssl.schema import task_config_hash
+
+    return {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
+                     "description": t.description, "run_config": t.run_config(),
+                     "config": task_config_hash(t.run_config()), "seeds": list(t.seeds)} for t in suite.tasks}
+
+
 def _report(args: argparse.Namespace) -> int:
     from tssl.report import ReportError, load_records, write_report
     from tssl.results import ResultsError, read_records
@@ -119,13 +138,11 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         suite = load_suite(args.suite)
-        tasks = {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
-                          "description": t.description, "run_config": t.run_config()} for t in suite.tasks}
         records = load_records(args.results_dir / f"{suite.name}.jsonl")
         bench_store = args.results_dir / "bench" / "bench.jsonl"  # tssl bench's default store, if present
         bench = read_records(bench_store) if bench_store.exists() else []
-        index = write_report(suite.name, records, args.out or Path("reports") / suite.name, suite_tasks=tasks,
-                             bench_records=bench)
+        index = write_report(suite.name, records, args.out or Path("reports") / suite.name,
+                             suite_tasks=_suite_tasks(suite), bench_records=bench)
     except (SuiteError, ReportError, ResultsError) as error:
         raise UsageError(str(error)) from None
     print(f"report written to {index}")
@@ -135,12 +152,16 @@ def _report(args: argparse.Namespace) -> int:
 def _add_check(commands) -> None:
     check = commands.add_parser(
         "check",
-        help="exit non-zero when accuracy drops below the reference band",
-        description="Compare the results store with a reference made from a real run of the suite.",
+        help="exit non-zero on an accuracy regression against the reference (or, with --paper, on 'not reproduced')",
+        description="Compare the results store with a reference made from a real run of the suite: same config "
+        "hash, data kind and seeds required; a regression is a drop beyond the task tolerance that a one-sided "
+        "Welch test confirms at 1 %%.",
     )
     check.add_argument("suite")
     check.add_argument("--reference", type=Path, help="default results/reference/<suite>.json")
     check.add_argument("--results-dir", type=Path, default=Path("results"))
+    check.add_argument("--json", action="store_true",
+                       help="print the verdict rows as JSON (for CI systems); the exit status is the same")
     mode = check.add_mutually_exclusive_group()
     mode.add_argument("--write-reference", action="store_true",
                       help="make the reference file from the current results instead of checking")
@@ -152,53 +173,51 @@ def _add_check(commands) -> None:
 def _check(args: argparse.Namespace) -> int:
     from tssl import check
     from tssl.results import ResultsError, read_records
+    from tssl.suites import SuiteError, load_suite
 
-    suite_name = args.suite
-    if args.suite.endswith((".yaml", ".yml")):
-        from tssl.suites import SuiteError, load_suite
-
-        try:
-            suite_name = load_suite(args.suite).name
-        except SuiteError as error:
-            raise UsageError(str(error)) from None
-    store = args.results_dir / f"{suite_name}.jsonl"
-    reference_path = args.reference or Path("results") / "reference" / f"{suite_name}.json"
     try:
+        suite = load_suite(args.suite)
+    except SuiteError as error:
+        raise UsageError(str(error)) from None
+    tasks = {name: check.TaskSpec(spec["config"], spec["tolerance"], spec["paper"])
+             for name, spec in _suite_tasks(suite).items()}
+    store = args.results_dir / f"{suite.name}.jsonl"
+    reference_path = args.reference or Path("results") / "reference" / f"{suite.name}.json"
+    try:
+        reference = None if args.write_reference or args.paper else check.load_reference(reference_path)
         records = read_records(store)
-        if args.paper:
-            return _check_paper(args.suite, records, store)
         if args.write_reference:
-            reference = check.make_reference(suite_name, records, str(store))
+            reference = check.make_reference(suite.name, records, str(store), tasks)
             reference_path.parent.mkdir(parents=True, exist_ok=True)
             reference_path.write_text(json.dumps(reference, indent=2) + "\n")
             print(f"reference written to {reference_path} ({len(reference['entries'])} task x method entries)")
             return 0
-        lines = check.check(check.load_reference(reference_path), records, str(store))
+        if args.paper:
+            from tssl.stats import VERDICT_RULE
+
+            lines, rule, against = check.check_against_paper(tasks, records), VERDICT_RULE, "the paper"
+            failed = any(line.verdict in check.PAPER_FAILING for line in lines)
+        else:
+            lines = check.check(reference, records, tasks)
+            rule, against, failed = check.RULE, str(reference_path), not check.passed(lines)
     except (check.CheckError, ResultsError) as error:
         raise UsageError(str(error)) from None
-    print(f"{suite_name}: {store} against {reference_path}\n  rule: {check.RULE}")
+    if args.json:
+        print(json.dumps({"suite": suite.name, "store": str(store), "against": against, "rule": rule,
+                          "passed": not failed, "rows": [line.as_json() for line in lines]}, indent=2))
+        return 1 if failed else 0
+    print(f"{suite.name}: {store} against {against}\n  rule: {rule}")
     for line in lines:
-        mean = "—" if line.mean is None else f"{line.mean:.2f}"
-        print(f"  {line.status:10s} {line.task} / {line.method}: mean {mean} % over {line.n} seeds, "
-              f"band [{line.band[0]:.2f}, {line.band[1]:.2f}]")
-    return 0 if check.passed(lines) else 1
+        print(f"  {line.verdict:15s} {line.task} / {line.method}: {_check_summary(line)}; {line.reason}")
+    return 1 if failed else 0
 
 
-def _check_paper(suite_name: str, records: list[dict], store: Path) -> int:
-    from tssl import check
-    from tssl.report import VERDICT_RULE
-    from tssl.suites import SuiteError, load_suite
-
-    try:
-        suite = load_suite(suite_name)
-    except SuiteError as error:
-        raise UsageError(str(error)) from None
-    tasks = {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance} for t in suite.tasks}
-    lines = check.check_against_paper(tasks, records)
-    print(f"{suite.name}: {store} against the paper\n  rule: {VERDICT_RULE}")
-    for line in lines:
-        print(f"  {line.verdict:15s} {line.task}: {line.reason}")
-    return 1 if any(line.verdict in ("not reproduced", "MISSING") for line in lines) else 0
+def _check_summary(line) -> str:
+    if line.n == 0:
+        return f"no {line.metric} values"
+    spread = "" if line.std is None else f" ± {line.std:.2f}"
+    interval = "" if line.ci95 is None else f", 95 % CI [{line.ci95[0]:.2f}, {line.ci95[1]:.2f}]"
+    return f"{line.metric} {line.mean:.2f}{spread} % (n = {line.n}, seeds {line.seeds}{interval})"
 
 
 def _add_fetch(commands) -> None:
@@ -303,12 +322,14 @@ def _submit_suite(suite, options, args: argparse.Namespace) -> int:
     store = args.results_dir / f"{suite.name}.jsonl"
     if args.executor == "slurm":
         print(f"suite {suite.name}: {len(outcome.submitted)} jobs submitted, {len(outcome.active)} already queued "
-              f"or running, {len(outcome.skipped)} already done; records go to {store}; see tssl status {args.suite}")
+              f"or running, {len(outcome.skipped)} already done{_diverged_note(outcome.diverged)}; records go to "
+              f"{store}; see tssl status {args.suite}")
         return 0
     results = list(outcome.finished.values())
     failed = results.count("failed")
     print(f"suite {suite.name}: {results.count('ran')} ran in local jobs, {len(outcome.skipped)} already done, "
-          f"{len(outcome.active)} already running elsewhere, {failed} failed; records in {store}")
+          f"{len(outcome.active)} already running elsewhere, {failed} failed{_diverged_note(outcome.diverged)}; "
+          f"records in {store}")
     return 1 if failed else 0
 
 

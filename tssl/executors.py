@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tssl.provenance import utc_now
-from tssl.runner import CHECKPOINT, Run, RunOptions, _done_ids, expand
+from tssl.runner import CHECKPOINT, Run, RunOptions, expand, recorded_runs
 from tssl.suites import ClusterConfig, Suite, SuiteError
 
 try:  # the `cluster` extra; without it `tssl run --executor ...` says what to install
@@ -141,6 +141,7 @@ class SubmitOutcome:
     submitted: dict[str, str] = field(default_factory=dict)  # run id -> job id
     skipped: list[str] = field(default_factory=list)  # a record exists
     active: list[str] = field(default_factory=list)  # a job for it is queued or running already
+    diverged: list[str] = field(default_factory=list)  # its latest record says it diverged (see --retry-diverged)
     finished: dict[str, str] = field(default_factory=dict)  # local: run id -> ran | failed | skipped | busy
 
 
@@ -199,14 +200,18 @@ def submit_suite(
         # Forced runs start afresh now; their jobs must resume (not restart) after a requeue, and skip the
         # record they wrote themselves: so the jobs get done_after instead of force.
         options = replace(options, force=False, done_after=options.done_after or utc_now())
-    runs = expand(suite, only, seeds, cluster.ranks_per_job)
-    done = _done_ids(options.results_dir / f"{suite.name}.jsonl", options)
+    runs = expand(suite, only, seeds, cluster.ranks_per_job, options.limit_batches)
+    recorded = recorded_runs(options.results_dir / f"{suite.name}.jsonl", options)
     book = read_job_book(options.runs_dir, suite.name)
     outcome = SubmitOutcome()
     pending: list[Run] = []
     for run in runs:
-        if run.run_id in done:
+        if run.run_id in recorded.done:
             outcome.skipped.append(run.run_id)
+        elif run.run_id in recorded.diverged and not options.retry_diverged:
+            outcome.diverged.append(run.run_id)
+            log(f"{run.run_id}: skipped as diverged ({recorded.diverged[run.run_id]}); to train it again from "
+                "scratch: --retry-diverged (or --force)")
         elif run.run_id in book and is_active(job_state(book[run.run_id])):
             outcome.active.append(run.run_id)
         else:

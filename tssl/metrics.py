@@ -36,25 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tssl.layers import SpikingConv2d, SpikingLinear, SpikingNeuron, SumPool2d, TimeSharedDropout
+from tssl.metric_definitions import CONVENTION, E_AC_JOULES, E_MAC_JOULES, ENERGY_LABEL
 from tssl.neuron import neuron_forward
-
-CONVENTION = "tssl-bench/event-driven-v1"
-CONVENTIONS: dict[str, str] = {
-    CONVENTION: (
-        "Synaptic operations are counted from the events each weighted layer's input carries: a presynaptic "
-        "spike (directly or through sum pooling, which maps it to one pooled unit) costs one accumulate (AC) per "
-        "nonzero synapse it reaches, with the PSP kernel applied at the synapse, as event-driven hardware would; "
-        "real-valued PSP traces between layers are not counted as multiply-accumulates. A static image (constant "
-        "current over T steps) costs one MAC per nonzero input value and synapse at every step; event frames "
-        "cost one AC per event and synapse. Dense = every input x every synapse x T, as MACs. The same counting "
-        "applies to every backend, from the spikes its own neurons emit."
-    ),
-}
-E_MAC_JOULES = 4.6e-12  # 32-bit float multiply-accumulate, 45 nm CMOS (Horowitz, ISSCC 2014)
-E_AC_JOULES = 0.9e-12  # 32-bit float add, 45 nm CMOS (Horowitz, ISSCC 2014)
-ENERGY_LABEL = (
-    "theoretical lower bound, 45 nm CMOS (Horowitz 2014): E_MAC = 4.6 pJ, E_AC = 0.9 pJ; ignores memory traffic"
-)
 
 ResetFn = Callable[[nn.Module], None]
 _WEIGHTED = (SpikingConv2d, SpikingLinear)

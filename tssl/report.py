@@ -1,21 +1,19 @@
 """The reproducibility report: ``tssl report SUITE``.
 
-Reads the results store ``results/<suite>.jsonl`` (one JSON record per finished run; see
-docs/results-format.md) and writes ``reports/<suite>/``: a Markdown index (``index.md``) and PNG figures.
+Reads the results store ``results/<suite>.jsonl`` (docs/results-format.md) and writes ``reports/<suite>/``: a
+Markdown index (``index.md``) and PNG figures.
 
-* Accuracy per (task, method): mean ± sample std of the final test accuracy over seeds, compared with the
-  paper's TSSL-BP number and, for the ``tssl`` method only, a verdict by :data:`VERDICT_RULE`.
-* Latency (accuracy vs time steps used at inference), training curves, throughput and memory, failed runs,
-  and efficiency (synaptic operations, energy) when the records carry it.
+* Runs are grouped by :mod:`tssl.selection`: task x method x recipe x seed-free task config hash x data kind x
+  smoke flag. Different configurations are never pooled; runs of an earlier configuration of a task, smoke runs,
+  overridden settings and generated, reduced or unverified data are shown apart and marked everywhere.
+* The verdict against the paper (:data:`tssl.stats.VERDICT_RULE`) is given to each task's faithful ``tssl``
+  group on the metric the paper reports (``paper.metric``: ``best`` or ``final``); beside it, always, the
+  final-epoch numbers and the test-selection gap (best - final) per run.
+* Methods are compared with the ``tssl`` group as a difference with its 95 % CI and Welch's test.
+* Latency, training curves, throughput and memory (with what else ran), efficiency, failed runs.
 
-Smoke runs and runs on generated or reduced data are never averaged with full runs on real data: each
-(task, method, recipe, smoke, data kind) is its own row, and every table and figure that holds such a row is
-marked, with a banner at the top of the report. Failed runs are listed with their errors and never enter a
-number.
-
-The figures are drawn on matplotlib's Agg canvas directly (no pyplot, no global backend switch), so the
-report can be written from any thread or process, with or without a display. Apart from the generation
-timestamp in the index, the output depends only on the records: tasks and methods are sorted.
+Every number says its n; every interval says its level. Apart from the generation timestamp in the index, the
+output depends only on the records. Torch-free.
 """
 
 from __future__ import annotations
@@ -25,36 +23,50 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
-import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
+from tssl import selection, stats
 from tssl.bench_report import SUITE_TIMING_HEADER, suite_timing_rows
-from tssl.metrics import CONVENTIONS, ENERGY_LABEL
+from tssl.metric_definitions import CONVENTIONS, ENERGY_LABEL
+from tssl.report_figures import (
+    AccuracyPanel,
+    AccuracySeries,
+    CurveSeries,
+    EfficiencyPoint,
+    FigureWriter,
+    LatencySeries,
+    PaperMark,
+    ThroughputSeries,
+    accuracy_figure,
+    curves_figure,
+    efficiency_figure,
+    latency_figure,
+    throughput_figure,
+)
 from tssl.results import ResultsError, is_number, latest_records, read_records
-from tssl.suites import describe_deviation
+from tssl.schema import run_record_problem
+from tssl.selection import Group, describe_deviation
+from tssl.stats import INCONCLUSIVE, VERDICT_RULE
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "EARLIER_LABEL",
     "GENERATED_LABEL",
+    "MODIFIED_LABEL",
+    "REDUCED_EPOCHS_LABEL",
     "REDUCED_LABEL",
     "SMOKE_LABEL",
+    "UNVERIFIED_LABEL",
     "VERDICT_RULE",
     "ReportError",
     "ReportOutput",
-    "Verdict",
     "build_report",
     "load_records",
-    "t_quantile",
-    "verdict",
     "write_report",
 ]
 
@@ -64,106 +76,44 @@ DEFAULT_TOLERANCE = 0.5
 SMOKE_LABEL = "SMOKE RUN — not a reproduction"
 GENERATED_LABEL = "GENERATED DATA"
 REDUCED_LABEL = "REDUCED DATA"
-MODIFIED_LABEL = "MODIFIED SETTINGS — not the suite's recipe"
+UNVERIFIED_LABEL = "UNVERIFIED DATA"
 REDUCED_EPOCHS_LABEL = "REDUCED EPOCHS — trained for fewer epochs than the suite's recipe"
-
-# "modified" is not a data kind of the record: the report files a run under it when the run's settings were
-# overridden away from its suite file's (record key `deviations`, e.g. fewer epochs), so it is never averaged
-# with faithful runs and never gets a verdict.
-RECORD_DATA_KINDS = ("real", "generated", "reduced")  # what a record's data.kind may say
-DATA_KINDS = (*RECORD_DATA_KINDS, "reduced-epochs", "modified")  # how the report files runs
-METHOD_ORDER = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly")
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-
-VERDICT_RULE = (
-    "Let μ, s, n be our mean, std, count of final test accuracies, P the paper mean, δ the task tolerance in "
-    "points; CI = μ ± t(0.975, n\u22121)·s/√n (t from a table for n\u22121 = 1..30, 1.96 beyond); \"reproduced\" if "
-    "n ≥ 3 and |μ \u2212 P| ≤ δ; \"not reproduced\" if n ≥ 2 and the whole CI lies outside [P \u2212 δ, P + δ]; "
-    "otherwise \"inconclusive\"."
-)
-
-# Two-sided 95 % Student t quantiles t(0.975, df) for df = 1..30 (scipy is not a dependency).
-_T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-_EPS = 1e-9  # |μ - P| ≤ δ is tested with this slack so that 95.2 - 94.7 counts as 0.5
-_DPI = 120
-_PAPER_COLOR = "0.55"
-_WARN_COLOR = "#b00020"
+MODIFIED_LABEL = "MODIFIED SETTINGS — not the suite's recipe"
+EARLIER_LABEL = "EARLIER CONFIGURATION — not the suite file's current settings"
+# How each selection flag reads in the report's marks.
+_FLAG_LABEL = {
+    selection.SMOKE: SMOKE_LABEL,
+    selection.GENERATED: GENERATED_LABEL,
+    selection.REDUCED: REDUCED_LABEL,
+    selection.UNVERIFIED: UNVERIFIED_LABEL,
+    selection.REDUCED_EPOCHS: REDUCED_EPOCHS_LABEL,
+    selection.MODIFIED: MODIFIED_LABEL,
+    selection.EARLIER: EARLIER_LABEL,
+}
+METRIC_TEXT = {
+    "best": "best test accuracy over epochs",
+    "final": "final-epoch test accuracy",
+}
+# Every dataset the suites use has ten classes; the chance level drawn on latency curves.
+DATASET_CLASSES = {"digits": 10, "mnist": 10, "fmnist": 10, "nmnist": 10, "cifar10": 10}
 
 
 class ReportError(ValueError):
     """Bad input to the report: an empty or malformed results store, or an invalid record."""
 
 
-def t_quantile(df: int) -> float:
-    """t(0.975, df) from the table for df = 1..30; 1.96 (the normal quantile) beyond."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1; got {df}")
-    return _T_975[df - 1] if df <= len(_T_975) else 1.96
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of :data:`VERDICT_RULE` for one (task, method)."""
-
-    label: str  # reproduced | not reproduced | inconclusive
-    reason: str
-    n: int
-    mean: float
-    std: float  # nan for n = 1
-    ci: tuple[float, float] | None  # None for n = 1
-
-    def __str__(self) -> str:
-        return self.label if self.label == REPRODUCED else f"{self.label} ({self.reason})"
-
-
-def verdict(values: Sequence[float], paper_mean: float, tolerance: float) -> Verdict:
-    """Apply :data:`VERDICT_RULE` to the final test accuracies ``values`` of one (task, method)."""
-    n = len(values)
-    if n == 0:
-        raise ValueError("verdict needs at least one accuracy")
-    array = np.asarray(values, dtype=float)
-    mean = float(array.mean())
-    std = float(array.std(ddof=1)) if n >= 2 else math.nan
-    ci = None
-    if n >= 2:
-        half = t_quantile(n - 1) * std / math.sqrt(n)
-        ci = (mean - half, mean + half)
-    low, high = paper_mean - tolerance, paper_mean + tolerance
-    gap = abs(mean - paper_mean)
-    band = f"[P - δ, P + δ] = [{low:.2f}, {high:.2f}]"
-    if n >= 3 and gap <= tolerance + _EPS:
-        return Verdict(REPRODUCED, f"n = {n} ≥ 3 and |μ - P| = {gap:.2f} ≤ δ = {tolerance:g}", n, mean, std, ci)
-    if ci is not None and (ci[1] < low or ci[0] > high):
-        reason = f"the 95% CI [{ci[0]:.2f}, {ci[1]:.2f}] lies outside {band}"
-        return Verdict(NOT_REPRODUCED, reason, n, mean, std, ci)
-    if n == 1:
-        reason = "n = 1 < 3, and one run gives no CI"
-    elif n == 2:
-        reason = f"n = 2 < 3, and the 95% CI [{ci[0]:.2f}, {ci[1]:.2f}] overlaps {band}"
-    else:
-        reason = f"|μ - P| = {gap:.2f} > δ = {tolerance:g}, but the 95% CI [{ci[0]:.2f}, {ci[1]:.2f}] overlaps {band}"
-    return Verdict(INCONCLUSIVE, reason, n, mean, std, ci)
-
-
 # --------------------------------------------------------------------------------------------------------------
-# Reading and checking records
+# Reading
 
 
 def load_records(path: Path) -> list[dict]:
-    """Read a JSONL results store: one JSON object per line; blank lines are skipped.
-
-    Raises :class:`ReportError` naming the file (and line) when the file is missing, holds no records, or a
-    line is not a valid record.
-    """
+    """Read a JSONL results store; :class:`ReportError` naming the file (and line) when it is missing, holds no
+    records, or a line is not a valid run record."""
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: no such results store; run the suite first (tssl run SUITE).")
     try:
-        records = read_records(path, _record_problem)
+        records = read_records(path, run_record_problem)
     except (ResultsError, OSError, UnicodeDecodeError) as error:
         raise ReportError(str(error) if isinstance(error, ResultsError) else
                           f"{path}: cannot read the results store ({error}).") from None
@@ -172,91 +122,12 @@ def load_records(path: Path) -> list[dict]:
     return records
 
 
-
-def _record_problem(record: Any) -> str | None:
-    """What makes ``record`` unusable, or None. Failed runs need only their identity."""
-    if not isinstance(record, dict):
-        return f"expected a JSON object, got {type(record).__name__}"
-    for key in ("task", "method"):
-        if not isinstance(record.get(key), str) or not record[key]:
-            return f"{key!r} must be a non-empty string"
-    status = record.get("status")
-    if status not in ("ok", "failed"):
-        return f"'status' must be 'ok' or 'failed', got {status!r}"
-    if status == "failed":
-        return None
-    accuracy = record.get("accuracy")
-    if not isinstance(accuracy, dict) or not is_number(accuracy.get("final")):
-        return "an ok run needs a finite number in accuracy.final"
-    data = record.get("data")
-    if not isinstance(data, dict) or data.get("kind") not in RECORD_DATA_KINDS:
-        return f"an ok run needs data.kind, one of {', '.join(RECORD_DATA_KINDS)}"
-    return None
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Small helpers
 
 
-def _num(value: Any) -> float:
-    return float(value) if is_number(value) else math.nan
-
-
-def _flags(smoke: bool, kinds: Iterable[str]) -> list[str]:
-    kinds = set(kinds)
-    flags = [SMOKE_LABEL] if smoke else []
-    if "generated" in kinds:
-        flags.append(GENERATED_LABEL)
-    if "reduced" in kinds:
-        flags.append(REDUCED_LABEL)
-    if "reduced-epochs" in kinds:
-        flags.append(REDUCED_EPOCHS_LABEL)
-    if "modified" in kinds:
-        flags.append(MODIFIED_LABEL)
-    return flags
-
-
-def _kind(record: dict) -> str | None:
-    """The record's data kind; "reduced-epochs" when its only deviation from its suite file is fewer epochs,
-    "modified" when its settings deviate otherwise."""
-    deviations = record.get("deviations")
-    if deviations:
-        epochs = deviations.get("epochs") if isinstance(deviations, dict) else None
-        if (
-            set(deviations) == {"epochs"} and isinstance(epochs, dict)
-            and is_number(epochs.get("run")) and is_number(epochs.get("suite")) and epochs["run"] < epochs["suite"]
-        ):  # fmt: skip
-            return "reduced-epochs"
-        return "modified"
-    data = record.get("data")
-    return data.get("kind") if isinstance(data, dict) else None
-
-
-def _frame_flags(frame: pd.DataFrame) -> list[str]:
-    if frame.empty:
-        return []
-    return _flags(bool(frame["smoke"].any()), frame["kind"].dropna())
-
-
-def _record_flags(records: Iterable[dict]) -> list[str]:
-    records = list(records)
-    return _flags(any(r.get("smoke") is True for r in records), (_kind(r) for r in records))
-
-
-def _method_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method), method) if method in METHOD_ORDER else (len(METHOD_ORDER), method)
-
-
-def _variant_label(method: str, recipe: str, smoke: bool, kind: str) -> str:
-    label = f"{method} ({recipe})" if recipe else method
-    if smoke:
-        label += " [SMOKE]"
-    if kind and kind != "real":
-        label += f" [{kind.upper()}]"
-    return label
-
-
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 
 
 def _md(text: Any) -> str:
@@ -265,19 +136,25 @@ def _md(text: Any) -> str:
     return text.replace("\r\n", "\n").replace("\n", "<br>")
 
 
-def _fmt(value: float, digits: int = 2, signed: bool = False) -> str:
+def _num(value: Any) -> float:
+    return float(value) if is_number(value) else math.nan
+
+
+def _fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return "—"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _mean_std(mean: float, std: float, n: int) -> str:
-    if not math.isfinite(mean):
+def _interval(interval: tuple[float, float] | None) -> str:
+    return "—" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    if not values:
         return "—"
-    return f"{mean:.2f} ± {std:.2f}" if n >= 2 and math.isfinite(std) else f"{mean:.2f} ± —"
-
-
-_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+    summary = stats.summarize(values)
+    return f"{summary.mean:.2f} ± {summary.std:.2f}" if summary.n >= 2 else f"{summary.mean:.2f} (n = 1)"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -288,112 +165,60 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _labels(flags: Iterable[str]) -> list[str]:
+    return [_FLAG_LABEL.get(flag, flag) for flag in dict.fromkeys(flags)]
+
+
 def _mark(flags: Sequence[str]) -> str:
-    return " · ".join(f"⚠ {flag}" for flag in flags)
+    return " · ".join(f"⚠ {flag}" for flag in _labels(flags))
+
+
+def _flags_of(groups: Iterable[Group]) -> list[str]:
+    return list(dict.fromkeys(flag for group in groups for flag in group.flags))
 
 
 def _file_stem(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("._") or "task"
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Flattening records into frames
+def _short(config: str) -> str:
+    return config.removeprefix("sha256:")[:8] or "?"
 
 
-@dataclass
-class _Frames:
-    runs: pd.DataFrame  # one row per ok run
-    latency: pd.DataFrame  # one row per (ok run, t)
-    history: pd.DataFrame  # one row per (ok run, epoch)
-    has_efficiency: bool
-
-
-_RUN_COLUMNS = [
-    "task", "method", "recipe", "smoke", "kind", "variant", "seed", "run_id", "final", "best", "val_selected",
-    "steps", "samples_per_second", "memory_mib", "memory_kind", "epoch_seconds", "synops", "energy",
-    "macs", "acs", "dense_synops", "firing_rate", "spikes_per_sample", "parameters", "footprint_bytes",
-    "connection_sparsity", "activation_sparsity",
-]  # fmt: skip
-
-
-def _frames(ok_records: Sequence[dict]) -> _Frames:
-    runs, latency, history = [], [], []
-    for record in ok_records:
-        method, recipe = record["method"], str(record.get("recipe") or "")
-        smoke, kind = record.get("smoke") is True, _kind(record)
-        variant = _variant_label(method, recipe, smoke, kind)
-        key = {"task": record["task"], "variant": variant, "run_id": str(record.get("run_id") or "")}
-        accuracy, timing = record["accuracy"], record.get("timing") or {}
-        epochs = [h for h in record.get("history") or [] if isinstance(h, dict)]
-        seconds = [_num(h.get("seconds")) for h in epochs]
-        seconds = [s for s in seconds if math.isfinite(s)]
-        efficiency = record.get("efficiency") if isinstance(record.get("efficiency"), dict) else {}
-        memory = _num(timing.get("peak_memory_bytes"))
-        runs.append({
-            **key,
-            "method": method, "recipe": recipe, "smoke": smoke, "kind": kind, "seed": record.get("seed"),
-            "final": float(accuracy["final"]), "best": _num(accuracy.get("best")),
-            "val_selected": _num(accuracy.get("validation_selected")), "steps": _num(record.get("steps")),
-            "samples_per_second": _num(timing.get("samples_per_second")),
-            "memory_mib": memory / 2**20, "memory_kind": str(timing.get("memory_kind") or ""),
-            "epoch_seconds": float(np.mean(seconds)) if seconds else math.nan,
-            "synops": _num(efficiency.get("synops_total")), "energy": _num(efficiency.get("energy_joules")),
-            **{key: _num(efficiency.get(field)) for key, field in _EFFICIENCY_FIELDS.items()},
-        })  # fmt: skip
-        for t, value in enumerate(record.get("latency") or [], start=1):
-            latency.append({**key, "t": t, "accuracy": _num(value)})
-        for position, entry in enumerate(epochs, start=1):
-            epoch = entry.get("epoch")
-            history.append({
-                **key, "epoch": int(epoch) if is_number(epoch) else position,
-                "test_accuracy": _num(entry.get("test_accuracy")), "train_loss": _num(entry.get("train_loss")),
-            })  # fmt: skip
-    runs_frame = pd.DataFrame(runs, columns=_RUN_COLUMNS)
-    has_efficiency = bool((runs_frame["synops"].notna() & runs_frame["energy"].notna()).any())
-    return _Frames(
-        runs_frame,
-        pd.DataFrame(latency, columns=["task", "variant", "run_id", "t", "accuracy"]),
-        pd.DataFrame(history, columns=["task", "variant", "run_id", "epoch", "test_accuracy", "train_loss"]),
-        has_efficiency,
-    )
-
-
-@dataclass(frozen=True)
-class _Group:
-    task: str
-    method: str
-    recipe: str
-    smoke: bool
-    kind: str
-    variant: str
-    frame: pd.DataFrame = field(compare=False, repr=False)
-
-    @property
-    def flags(self) -> list[str]:
-        return _flags(self.smoke, [self.kind])
-
-
-def _groups(runs: pd.DataFrame) -> list[_Group]:
-    groups = []
-    for (task, method, recipe, smoke, kind), frame in runs.groupby(
-        ["task", "method", "recipe", "smoke", "kind"], sort=False
-    ):
-        groups.append(_Group(task, method, recipe, bool(smoke), kind, frame["variant"].iloc[0], frame))
-    groups.sort(key=lambda g: (g.task, _method_key(g.method), g.recipe, g.smoke, DATA_KINDS.index(g.kind)))
-    return groups
+def _data_cell(group: Group) -> str:
+    text = group.kind if group.kind == "real" else f"**{group.kind}**"
+    text += ", **smoke**" if group.smoke else ""
+    text += ", **earlier config**" if selection.EARLIER in group.flags else ""
+    return text
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Paper numbers and tolerances
+# What the suite says of each task
 
 
 @dataclass(frozen=True)
-class _Reference:
-    paper: dict | None  # {"mean", "std", "best", "source"}
+class TaskReference:
+    """A task's paper block, tolerance and current configuration, from the suite file (else from the records)."""
+
+    paper: dict | None  # {"metric", "mean", "std", "best", "source"}; nan where the paper gives none
     tolerance: float
     tolerance_is_default: bool
     description: str = ""
+    config: str | None = None  # the suite file's seed-free task config hash
+    run_config: Mapping[str, Any] | None = None
+    seeds: tuple[int, ...] | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def metric(self) -> str:
+        return str((self.paper or {}).get("metric") or "final")
+
+    @property
+    def paper_mark(self) -> PaperMark | None:
+        if not self.paper or not math.isfinite(self.paper["mean"]):
+            return None
+        return PaperMark(self.paper["mean"], self.paper["std"], self.tolerance,
+                         f"paper TSSL-BP ({self.metric})")
 
 
 def _clean_paper(paper: Any) -> dict | None:
@@ -401,6 +226,7 @@ def _clean_paper(paper: Any) -> dict | None:
     if not isinstance(paper, Mapping) or not (is_number(paper.get("mean")) or is_number(paper.get("best"))):
         return None
     return {
+        "metric": str(paper.get("metric") or "final"),
         "mean": _num(paper.get("mean")),
         "std": _num(paper.get("std")),
         "best": _num(paper.get("best")),
@@ -408,95 +234,36 @@ def _clean_paper(paper: Any) -> dict | None:
     }
 
 
-def _paper_key(paper: dict | None) -> str:
-    return json.dumps(paper, sort_keys=True, default=str)
-
-
-def _references(
-    tasks: Sequence[str], records: Sequence[dict], suite_tasks: Mapping[str, Mapping] | None
-) -> dict[str, _Reference]:
+def _references(tasks: Sequence[str], records: Sequence[dict],
+                suite_tasks: Mapping[str, Mapping] | None) -> dict[str, TaskReference]:
     references = {}
     for task in tasks:
-        from_records = Counter(
-            _paper_key(_clean_paper(r.get("paper"))) for r in records if r["task"] == task and r.get("paper")
-        )
-        record_papers = [json.loads(key) for key, _ in sorted(from_records.items(), key=lambda kv: (-kv[1], kv[0]))]
-        record_papers = [p for p in record_papers if p is not None]
-        notes = []
+        record_papers = Counter(json.dumps(_clean_paper(r.get("paper")), sort_keys=True)
+                                for r in records if r["task"] == task and r.get("paper"))
+        papers = [json.loads(key) for key, _ in sorted(record_papers.items(), key=lambda kv: (-kv[1], kv[0]))]
+        papers = [p for p in papers if p is not None]
         if suite_tasks is not None and task in suite_tasks:
             spec = suite_tasks[task] or {}
             paper = _clean_paper(spec.get("paper"))
             tolerance = spec.get("tolerance")
-            default = not is_number(tolerance)
-            if record_papers and paper is not None and any(_paper_key(p) != _paper_key(paper) for p in record_papers):
-                notes.append(
-                    f"the records of {task!r} carry a different paper number "
-                    f"({', '.join(_fmt(p['mean']) for p in record_papers)}); the suite's ({_fmt(paper['mean'])}) "
-                    "is used"
-                )
-            references[task] = _Reference(
-                paper,
-                DEFAULT_TOLERANCE if default else float(tolerance),
-                default,
-                str(spec.get("description") or ""),
-                tuple(notes),
-            )
+            notes = []
+            if papers and paper is not None and any(p["mean"] != paper["mean"] for p in papers):
+                notes.append(f"the records of {task!r} carry another paper number "
+                             f"({', '.join(_fmt(p['mean']) for p in papers)}); the suite file's "
+                             f"({_fmt(paper['mean'])}) is used")
+            references[task] = TaskReference(
+                paper, float(tolerance) if is_number(tolerance) else DEFAULT_TOLERANCE, not is_number(tolerance),
+                str(spec.get("description") or ""), spec.get("config"), spec.get("run_config"),
+                tuple(spec["seeds"]) if spec.get("seeds") is not None else None, tuple(notes))
             continue
+        notes = []
         if suite_tasks is not None:
-            notes.append(f"task {task!r} is not in the suite definition; its paper number comes from the records")
-        if len(record_papers) > 1:
-            notes.append(
-                f"the records of {task!r} disagree on the paper number; the most common one "
-                f"({_fmt(record_papers[0]['mean'])}) is used"
-            )
-        paper = record_papers[0] if record_papers else None
-        references[task] = _Reference(paper, DEFAULT_TOLERANCE, True, "", tuple(notes))
+            notes.append(f"task {task!r} is not in the suite file; its paper number comes from the records")
+        if len(papers) > 1:
+            notes.append(f"the records of {task!r} disagree on the paper number; the most common one "
+                         f"({_fmt(papers[0]['mean'])}) is used")
+        references[task] = TaskReference(papers[0] if papers else None, DEFAULT_TOLERANCE, True, notes=tuple(notes))
     return references
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Figures
-
-
-class _Figures:
-    """Draws and saves the figures, numbering them and remembering their titles."""
-
-    def __init__(self, out_dir: Path, variants: Sequence[str]) -> None:
-        self.out_dir = out_dir
-        self.titles: dict[str, str] = {}
-        palette = matplotlib.colormaps["tab10"].colors
-        self.colors = {v: palette[i % len(palette)] for i, v in enumerate(dict.fromkeys(variants))}
-
-    def new(self, width: float, height: float, ncols: int = 1, nrows: int = 1) -> tuple[Figure, np.ndarray]:
-        figure = Figure(figsize=(width, height), layout="constrained")
-        FigureCanvasAgg(figure)
-        axes = figure.subplots(nrows, ncols, squeeze=False)
-        return figure, axes
-
-    def save(self, figure: Figure, name: str, title: str, flags: Sequence[str]) -> str:
-        """Save ``figure`` as ``name`` with ``title`` (and the data flags, in red) on top; return the caption."""
-        if flags:  # the flags on a second line, and the whole title in red
-            figure.suptitle(f"{title}\n{_mark(flags)}", fontsize=12, fontweight="bold", color=_WARN_COLOR)
-        else:
-            figure.suptitle(title, fontsize=12, fontweight="bold")
-        full = f"{title} — {_mark(flags)}" if flags else title
-        figure.savefig(self.out_dir / name, dpi=_DPI, metadata={"Software": None})
-        self.titles[name] = full
-        return full
-
-
-def _paper_line(axis, paper: dict | None, where: str) -> None:
-    """A dashed line at the paper's mean (or, failing that, its best) accuracy."""
-    if not paper:
-        return
-    value, what = (paper["mean"], "") if math.isfinite(paper["mean"]) else (paper["best"], " best")
-    axis.axhline(value, color=_PAPER_COLOR, linestyle="--", linewidth=1.2,
-                 label=f"paper TSSL-BP{what}{where}: {value:.2f}")
-
-
-def _style(axis) -> None:
-    axis.grid(True, alpha=0.3, linewidth=0.6)
-    axis.spines[["top", "right"]].set_visible(False)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -505,710 +272,573 @@ def _style(axis) -> None:
 
 @dataclass(frozen=True)
 class ReportOutput:
-    """What :func:`build_report` wrote: the index, and every figure's file name with the title drawn on it."""
+    """What :func:`build_report` wrote: the index, every figure's file name with its title, and the verdicts."""
 
     index: Path
     figures: dict[str, str]
-    verdicts: dict[tuple[str, str], str]  # (task, variant label) -> verdict text, for the tssl rows
+    verdicts: dict[tuple[str, str], str]  # (task, group label) -> verdict text, for every tssl group
 
 
-def write_report(
-    suite: str,
-    records: list[dict],
-    out_dir: Path,
-    *,
-    suite_tasks: dict[str, dict] | None = None,
-    bench_records: Sequence[dict] = (),
-) -> Path:
+def write_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks: dict[str, dict] | None = None,
+                 bench_records: Sequence[dict] = ()) -> Path:
     """Write ``out_dir/index.md`` and its PNG figures for ``suite`` from ``records``; return the index path.
 
-    ``suite_tasks`` maps task name -> {"paper": {...} | None, "tolerance": points, "description": str}; when
-    given it is the source of paper numbers and tolerances, else the records' ``paper`` and a tolerance of
-    :data:`DEFAULT_TOLERANCE` points are used (and the report says so). ``bench_records`` (``tssl bench``'s
-    store) add the step time of each task's network measured alone, matched through ``suite_tasks``'
-    ``run_config``, and the epoch and full-run times it projects.
+    ``suite_tasks`` maps task name -> {"paper": {...} | None, "tolerance": points, "description": str,
+    "config": the seed-free task config hash, "run_config": the task's config, "seeds": the suite file's seeds};
+    it says which configuration is current and what the paper reports. Without it, each task's latest
+    configuration is current, and the records' own ``paper`` and a tolerance of :data:`DEFAULT_TOLERANCE` are
+    used (and the report says so). ``bench_records`` (``tssl bench``'s store) add each task's network's step
+    time measured alone.
     """
     return build_report(suite, records, out_dir, suite_tasks=suite_tasks, bench_records=bench_records).index
 
 
-def build_report(
-    suite: str,
-    records: list[dict],
-    out_dir: Path,
-    *,
-    suite_tasks: dict[str, dict] | None = None,
-    bench_records: Sequence[dict] = (),
-) -> ReportOutput:
+class _Document:
+    """The index being written: lines, and numbered tables and figures."""
+
+    def __init__(self, figures: FigureWriter) -> None:
+        self.lines: list[str] = []
+        self.figures = figures
+        self.tables = 0
+        self.figure_count = 0
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def table(self, title: str, flags: Sequence[str], header: Sequence[str], rows: Sequence[Sequence[str]],
+              note: str = "") -> None:
+        self.tables += 1
+        caption = f"**Table {self.tables} — {title}**" + (f" — **{_mark(flags)}**" if flags else "")
+        self.add(caption, "", *_table(header, rows), "")
+        if note:
+            self.add(note, "")
+
+    def figure(self, name: str, title: str, flags: Sequence[str], figure, note: str = "") -> None:
+        self.figure_count += 1
+        full = self.figures.save(figure, name, title, _labels(flags))
+        caption = f"*Figure {self.figure_count} — {_md(full)}*" + (f" {note}" if note else "")
+        self.add(f"![Figure {self.figure_count} — {_md(full)}]({name})", "", caption, "")
+
+
+def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks: dict[str, dict] | None = None,
+                 bench_records: Sequence[dict] = ()) -> ReportOutput:
     """As :func:`write_report`, returning the figure titles and verdicts as well (for tests and tools)."""
     out_dir = Path(out_dir)
     if not records:
         raise ReportError(f"no records for suite {suite!r}: the results store is empty, so there is nothing to report.")
     for position, record in enumerate(records, start=1):
-        problem = _record_problem(record)
+        problem = run_record_problem(record)
         if problem:
             raise ReportError(f"record {position} of suite {suite!r} is not a valid run record ({problem}).")
-
     other_suites = sorted({str(r["suite"]) for r in records if r.get("suite") not in (None, suite)})
     records = [r for r in records if r.get("suite") in (None, suite)]
     if not records:
-        raise ReportError(
-            f"no records for suite {suite!r}: the records given belong to {', '.join(map(repr, other_suites))}."
-        )
-    # A rerun of the same configuration (a failed run retried, or tssl run --force) appends a record with the
-    # same run_id: the one that stands is chosen by tssl.results.latest_records, as everywhere else.
+        raise ReportError(f"no records for suite {suite!r}: the records given belong to "
+                          f"{', '.join(map(repr, other_suites))}.")
     stands = latest_records(records)
-    kept = [r for r in records if not r.get("run_id") or stands[r["run_id"]] is r]
-    replaced = [r for r in records if r.get("run_id") and stands[r["run_id"]] is not r]
-    superseded = len(replaced)
-    records = kept
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ok = [r for r in records if r["status"] == "ok"]
-    failed = [r for r in records if r["status"] == "failed"]
-    frames = _frames(ok)
-    groups = _groups(frames.runs)
+    replaced = [r for r in records if stands[r["run_id"]] is not r]
+    records = [r for r in records if stands[r["run_id"]] is r]
     tasks = sorted({r["task"] for r in records})
     references = _references(tasks, records, suite_tasks)
-    figures = _Figures(out_dir, [g.variant for g in sorted(groups, key=lambda g: (_method_key(g.method), g.variant))])
-    lines: list[str] = []
-    counter = {"table": 0, "figure": 0}
+    current = ({t: ref.config for t, ref in references.items() if ref.config} if suite_tasks is not None
+               else selection.latest_configs(records))
+    groups = selection.group_records(records, current)
+    ok = [r for r in records if r["status"] == "ok"]
+    failed = [r for r in records if r["status"] == "failed"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = _Document(FigureWriter(out_dir, [g.label for g in sorted(groups, key=lambda g: selection.method_key(
+        g.method))]))
 
-    def table_caption(title: str, flags: Sequence[str]) -> str:
-        counter["table"] += 1
-        text = f"**Table {counter['table']} — {title}**"
-        return f"{text} — **{_mark(flags)}**" if flags else text
-
-    def figure_block(name: str, title: str, flags: Sequence[str], figure: Figure, note: str = "") -> list[str]:
-        counter["figure"] += 1
-        full = figures.save(figure, name, title, flags)
-        caption = f"*Figure {counter['figure']} — {_md(full)}*" + (f" {note}" if note else "")
-        return [f"![Figure {counter['figure']} — {_md(full)}]({name})", "", caption, ""]
-
-    # ---- Header ----------------------------------------------------------------------------------------------
-    all_flags = _record_flags(records)
-    lines += [f"# Reproducibility report: suite `{suite}`", ""]
-    if all_flags:
-        lines += _banner(records)
+    document.add(f"# Reproducibility report: suite `{suite}`", "")
+    document.add(*_banner(groups))
     generated = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    lines += [
-        f"- Generated: {generated}",
-        f"- Runs: {len(ok)} ok, {len(failed)} failed ({len(records)} records"
-        + (f"; {superseded} superseded by a later record of the same run, the last ok one wins" if superseded else "")
-        + ")",
-    ]
-    for record in replaced:  # name what a rerun replaced, so that no measured number silently disappears
-        accuracy = record.get("accuracy") if isinstance(record.get("accuracy"), dict) else {}
-        provenance = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
-        final = f"final {accuracy['final']:.2f} %" if is_number(accuracy.get("final")) else str(record["status"])
-        lines.append(
-            f"- Superseded: `{_md(record['run_id'])}` ({final}, commit `{str(provenance.get('git_sha') or '?')[:7]}`, "
-            f"finished {provenance.get('finished_at', '?')}), replaced by a later record of the same run"
-        )
+    document.add(f"- Generated: {generated}", f"- Runs: {len(ok)} ok, {len(failed)} failed ({len(records)} standing "
+                 f"records" + (f"; {len(replaced)} superseded by a later record of the same run, the last ok one "
+                               "wins" if replaced else "") + ")")
+    document.add(*_superseded_lines(replaced))
     if other_suites:
-        lines.append(f"- Ignored: records of other suites ({', '.join(map(_md, other_suites))})")
-    lines += _provenance_lines(records)
-    lines.append("")
-    lines += _task_lines(tasks, references, frames.runs, suite_tasks)
-
-    # ---- 1. Accuracy -----------------------------------------------------------------------------------------
-    lines += ["## 1. Accuracy", ""]
-    verdicts: dict[tuple[str, str], str] = {}
-    if not groups:
-        lines += ["No successful runs: nothing to compare.", ""]
-    else:
-        lines += [
-            "Final test accuracy (%) over seeds: mean ± sample std (ddof = 1; \"—\" for a single run); best = the "
-            "mean over runs of each run's best test accuracy over epochs (its maximum in brackets); "
-            "val-selected = mean test accuracy at the epoch of best validation accuracy. Δ mean = μ - P; "
-            "Δ best = our mean best - the paper's best.",
-            "",
-            "Verdict rule (for the `tssl` method only):",
-            "",
-            f"> {VERDICT_RULE}",
-            "",
-            "Rows from smoke runs, from generated or reduced data, or from runs with fewer epochs or other settings "
-            "than the suite file's are not reproductions of the paper: their verdict is always \"inconclusive\", "
-            "whatever the rule would say.",
-            "",
-        ]
-        if any(ref.tolerance_is_default for ref in references.values()):
-            lines += [
-                f"Where the suite gives no tolerance, δ = {DEFAULT_TOLERANCE:g} percentage points (the default) "
-                "is used; such rows are marked \"(default)\" in the δ column.",
-                "",
-            ]
-        tssl_groups = [g for g in groups if g.method == "tssl"]
-        other_groups = [g for g in groups if g.method != "tssl"]
-        if tssl_groups:
-            rows = []
-            for group in tssl_groups:
-                row, text = _accuracy_row(group, references[group.task], with_verdict=True)
-                rows.append(row)
-                verdicts[(group.task, group.variant)] = text
-            lines += [
-                table_caption("TSSL-BP (`tssl`) vs the paper's TSSL-BP", _flags_of(tssl_groups)),
-                "",
-                *_table([*_ACCURACY_HEADER, "95% CI", "verdict"], rows),
-                "",
-            ]
-        if other_groups:
-            rows = [_accuracy_row(g, references[g.task], with_verdict=False)[0] for g in other_groups]
-            header = [h.replace("Δ mean", "Δ mean vs paper TSSL-BP").replace("Δ best", "Δ best vs paper TSSL-BP")
-                      for h in _ACCURACY_HEADER]
-            lines += [
-                table_caption(
-                    "other methods, compared with the paper's TSSL-BP number (context, not reproductions)",
-                    _flags_of(other_groups),
-                ),
-                "",
-                *_table(header, rows),
-                "",
-            ]
-        figure = _accuracy_figure(figures, groups, references)
-        lines += figure_block(
-            "accuracy.png",
-            "Final test accuracy: paper TSSL-BP vs this benchmark",
-            _flags_of(groups),
-            figure,
-            "Error bars: sample std over seeds (none for one run; the paper's std where it gives one). "
-            "The y-axis does not start at 0.",
-        )
-
-    # ---- 2. Latency ------------------------------------------------------------------------------------------
-    lines += ["## 2. Latency: accuracy vs time steps at inference", ""]
-    latency_tasks = sorted(frames.latency["task"].unique()) if not frames.latency.empty else []
-    if not latency_tasks:
-        lines += ["No latency data in the successful runs.", ""]
-    else:
-        lines += ["Test accuracy of the readout summed over the first t time steps, mean over seeds.", ""]
-    for task in latency_tasks:
-        task_groups = [g for g in groups if g.task == task]
-        figure = _latency_figure(figures, task, task_groups, frames.latency, references[task])
-        lines += figure_block(f"{_file_stem(task)}-latency.png", f"{task}: accuracy vs time steps",
-                              _flags_of(task_groups), figure)
-
-    # ---- 3. Training curves ----------------------------------------------------------------------------------
-    lines += ["## 3. Training curves", ""]
-    history_tasks = sorted(frames.history["task"].unique()) if not frames.history.empty else []
-    if not history_tasks:
-        lines += ["No per-epoch history in the successful runs.", ""]
-    else:
-        lines += ["Per-epoch test accuracy and training loss, mean over seeds (band: ± sample std).", ""]
-    for task in history_tasks:
-        task_groups = [g for g in groups if g.task == task]
-        figure = _curves_figure(figures, task, task_groups, frames.history, references[task])
-        lines += figure_block(f"{_file_stem(task)}-curves.png", f"{task}: training curves",
-                              _flags_of(task_groups), figure)
-
-    # ---- 4. Throughput and memory ----------------------------------------------------------------------------
-    lines += ["## 4. Throughput and memory", ""]
-    if not groups:
-        lines += ["No successful runs.", ""]
-    else:
-        lines += [
-            "Training throughput (training samples / training seconds), peak memory (as the record's memory "
-            "kind: `cuda_max_allocated` = the CUDA allocator's peak, `peak_rss` = the process's peak resident "
-            "memory; the two are not comparable), and wall time per epoch (mean of the per-epoch seconds); "
-            "means over runs.",
-            "",
-            table_caption("throughput and memory per task and method", _flags_of(groups)),
-            "",
-            *_table(
-                ["task", "method", "recipe", "data", "n", "samples/s", "peak memory (MiB)", "memory kind",
-                 "s / epoch"],
-                [_throughput_row(g) for g in groups],
-            ),
-            "",
-        ]
-        if frames.runs[["samples_per_second", "memory_mib"]].notna().to_numpy().any():
-            figure = _throughput_figure(figures, groups)
-            lines += figure_block("throughput.png", "Training throughput and peak memory", _flags_of(groups), figure)
-        else:
-            lines += ["No timing recorded in the successful runs: no throughput figure.", ""]
-        timing_rows = suite_timing_rows(bench_records, suite_tasks or {}, ok)
-        if timing_rows:
-            lines += [
-                "The runs' own times depend on what else the machine ran beside them (their thread count is in "
-                "the hardware line above). Measured alone with `tssl bench` (random data of the task's shape; "
-                "the step is forward, loss, backward, clip, AdamW and clamp; medians over rounds alternating the "
-                "methods), each task's network gives the step times below; the projections multiply them by the "
-                "task's training samples per epoch and its epochs, without the evaluation passes. The floor is "
-                "the same network with its neuron replaced by one multiply.",
-                "",
-                table_caption("training step of each task's network, measured alone by `tssl bench`", []),
-                "",
-                *_table(SUITE_TIMING_HEADER, timing_rows),
-                "",
-            ]
-
-    # ---- 5. Efficiency (only when the records carry it) ------------------------------------------------------
-    if frames.has_efficiency:
-        eff_groups = [g for g in groups if (g.frame["synops"].notna() & g.frame["energy"].notna()).any()]
-        lines += [
-            "## 5. Efficiency",
-            "",
-            "Synaptic operations and energy per sample, as recorded in each run's `efficiency` "
-            "(`synops_total`, `energy_joules`); means over the runs that carry them.",
-            "",
-            *_efficiency_notes(ok),
-            table_caption("efficiency per task and method", _flags_of(eff_groups)),
-            "",
-            *_table(
-                ["task", "method", "recipe", "data", "n", "final accuracy", "SynOps / sample", "MACs", "ACs",
-                 "dense SynOps", "energy / sample (J)", "firing rate", "spikes / sample", "activation sparsity",
-                 "parameters", "footprint (bytes)", "connection sparsity"],
-                [_efficiency_row(g) for g in eff_groups],
-            ),
-            "",
-        ]
-        figure = _efficiency_figure(figures, eff_groups)
-        lines += figure_block("efficiency.png", "Accuracy vs synaptic operations", _flags_of(eff_groups), figure)
-
-    # ---- 6. Failed runs --------------------------------------------------------------------------------------
-    lines += [f"## {6 if frames.has_efficiency else 5}. Failed runs", ""]
+        document.add(f"- Ignored: records of other suites ({', '.join(map(_md, other_suites))})")
+    document.add(*_provenance_lines(ok + failed), *_seed_lines(groups, references), "")
+    document.add(*_task_lines(tasks, references, suite_tasks))
+    verdicts = _accuracy_section(document, groups, references)
+    _configurations_section(document, groups, references)
+    _latency_section(document, groups, references)
+    _curves_section(document, groups, references)
+    _throughput_section(document, groups, ok, suite_tasks, bench_records)
+    has_efficiency = _efficiency_section(document, groups, ok)
+    document.add(f"## {7 if has_efficiency else 6}. Failed runs", "")
     if not failed:
-        lines += ["None.", ""]
+        document.add("None.", "")
     else:
-        lines += [
-            "These runs failed; they enter no number in this report.",
-            "",
-            table_caption("failed runs", _record_flags(failed)),
-            "",
-            *_table(["task", "method", "recipe", "seed", "run_id", "data", "error"], _failed_rows(failed)),
-            "",
-        ]
-
+        document.add("These runs failed; they enter no number in this report.", "")
+        document.table("failed runs", [], ["task", "method", "recipe", "seed", "run_id", "failure", "error"],
+                       _failed_rows(failed))
     index = out_dir / "index.md"
-    index.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-    return ReportOutput(index, dict(figures.titles), verdicts)
+    index.write_text("\n".join(document.lines).rstrip("\n") + "\n", encoding="utf-8")
+    return ReportOutput(index, dict(document.figures.titles), verdicts)
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Report sections
+# Header
 
 
-def _flags_of(groups: Iterable[_Group]) -> list[str]:
-    groups = list(groups)
-    return _flags(any(g.smoke for g in groups), (g.kind for g in groups))
-
-
-def _banner(records: Sequence[dict]) -> list[str]:
-    smoke = sum(r.get("smoke") is True for r in records)
-    kinds = Counter(_kind(r) for r in records)
+def _banner(groups: Sequence[Group]) -> list[str]:
+    counts: Counter[str] = Counter()
+    for group in groups:
+        for flag in group.flags:
+            counts[flag] += group.n
+    total = sum(group.n for group in groups)
     lines = []
-    if smoke:
-        lines.append(
-            f"> **⚠ {SMOKE_LABEL}.** {smoke} of {len(records)} records are smoke runs (`--limit-batches` cut "
-            "their epochs short). Their numbers check that the pipeline works; they say nothing about the paper."
-        )
-    if kinds["generated"]:
-        lines.append(
-            f"> **⚠ {GENERATED_LABEL}.** {kinds['generated']} of {len(records)} records used generated stand-in "
-            "data, not the paper's dataset."
-        )
-    if kinds["reduced"]:
-        lines.append(
-            f"> **⚠ {REDUCED_LABEL}.** {kinds['reduced']} of {len(records)} records used a reduced subset of the "
-            "real dataset."
-        )
-    if kinds["reduced-epochs"]:
-        lines.append(
-            f"> **⚠ {REDUCED_EPOCHS_LABEL}.** {kinds['reduced-epochs']} of {len(records)} records trained for "
-            f"{_deviation_changes(records, 'reduced-epochs')}. They are shown apart and get no verdict; their "
-            "accuracy is not the paper row's."
-        )
-    if kinds["modified"]:
-        changes = _deviation_changes(records, "modified")
-        lines.append(
-            f"> **⚠ {MODIFIED_LABEL}.** {kinds['modified']} of {len(records)} records ran with settings overridden "
-            f"away from the suite file: {changes}. They are shown apart and get no verdict."
-        )
-    spaced = []
-    for line in lines:
-        spaced += [line, ">"]
-    return [*spaced, "> Rows, tables and figures holding such runs are marked below.", ""]
+    for flag, count in counts.items():
+        lines += [f"> **⚠ {_FLAG_LABEL.get(flag, flag)}.** {count} of {total} successful runs: "
+                  f"{selection.FLAG_TEXT.get(flag, flag)}. They are shown apart and get no verdict.", ">"]
+    return [*lines, "> Rows, tables and figures holding such runs are marked below.", ""] if lines else []
 
 
-def _deviation_changes(records: Sequence[dict], kind: str) -> str:
-    """The overrides of the records filed under ``kind``, e.g. "epochs=3 (suite: 100)"."""
-    return ", ".join(sorted({
-        describe_deviation(key, change)
-        for r in records if _kind(r) == kind and isinstance(r.get("deviations"), dict)
-        for key, change in r["deviations"].items() if isinstance(change, dict)
-    }))  # fmt: skip
+def _superseded_lines(replaced: Sequence[dict]) -> list[str]:
+    lines = []
+    for record in replaced:  # name what a rerun replaced, so that no measured number silently disappears
+        accuracy = record.get("accuracy") or {}
+        provenance = record.get("provenance") or {}
+        final = f"final {accuracy['final']:.2f} %" if is_number(accuracy.get("final")) else str(record["status"])
+        dirty = " (dirty tree)" if provenance.get("git_dirty") else ""
+        lines.append(f"- Superseded: `{_md(record['run_id'])}` ({final}, commit "
+                     f"`{str(provenance.get('git_sha') or '?')[:7]}`{dirty}, finished "
+                     f"{provenance.get('finished_at', '?')}), replaced by a later record of the same run")
+    return lines
 
 
 def _provenance_lines(records: Sequence[dict]) -> list[str]:
     shas: dict[str, bool] = {}
     packages: dict[str, set[str]] = {}
-    devices, hardware, pythons = set(), set(), set()
+    values: dict[str, set[str]] = {"Python": set(), "Device(s)": set(), "Hardware": set()}
     data_sources: dict[tuple, None] = {}
     implementations: dict[str, set[str]] = {}
+    threads: Counter[int] = Counter()
+    dirty = []
     for record in records:
-        provenance = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+        provenance = record.get("provenance") or {}
         if provenance.get("git_sha"):
             sha = str(provenance["git_sha"])
             shas[sha] = shas.get(sha, False) or provenance.get("git_dirty") is True
+        if provenance.get("git_dirty"):
+            dirty.append(str(record["run_id"]))
         for name, version in (provenance.get("packages") or {}).items():
             packages.setdefault(str(name), set()).add(str(version))
-        for key, target in (("device", devices), ("hardware", hardware), ("python", pythons)):
+        for label, key in (("Python", "python"), ("Device(s)", "device"), ("Hardware", "hardware")):
             if provenance.get(key):
-                target.add(str(provenance[key]))
+                values[label].add(str(provenance[key]))
+        if isinstance(provenance.get("torch_threads"), int):
+            threads[provenance["torch_threads"]] += 1
         if isinstance(provenance.get("implementation"), dict):
             text = ", ".join(f"{k}={v}" for k, v in sorted(provenance["implementation"].items()))
             implementations.setdefault(record["method"], set()).add(text)
         if isinstance(record.get("data"), dict):
             data = record["data"]
-            data_sources[(str(data.get("name") or ""), str(data.get("kind") or ""), str(data.get("source") or ""),
-                          str(data.get("fingerprint") or ""))] = None
-    sha_text = ", ".join(f"`{sha}`" + (" (dirty)" if dirty else "") for sha, dirty in sorted(shas.items()))
-    lines = [f"- Git commit(s): {sha_text or '— (not recorded)'}"]
-    if len(shas) > 1:
-        lines[-1] += " — **the runs come from more than one commit**"
-    if packages:
-        versions = "; ".join(
-            f"{_md(name)} {', '.join(sorted(v))}" + (" (**several versions**)" if len(v) > 1 else "")
-            for name, v in sorted(packages.items())
-        )
-        lines.append(f"- Packages: {versions}")
-    else:
-        lines.append("- Packages: — (not recorded)")
-    for label, values in (("Python", pythons), ("Device(s)", devices), ("Hardware", hardware)):
-        if values:
-            lines.append(f"- {label}: {'; '.join(_md(v) for v in sorted(values))}")
-    for method in sorted(implementations, key=_method_key):
+            data_sources[tuple(str(data.get(k) or "") for k in ("name", "kind", "source", "fingerprint"))] = None
+    sha_text = ", ".join(f"`{sha[:12]}`" + (" (dirty)" if is_dirty else "") for sha, is_dirty in sorted(shas.items()))
+    lines = [f"- Git commit(s): {sha_text or '— (not recorded)'}"
+             + (" — **the runs come from more than one commit**" if len(shas) > 1 else "")]
+    if dirty:
+        lines.append(f"- **{len(dirty)} run(s) came from a tree with uncommitted changes** (git_dirty): "
+                     + ", ".join(f"`{_md(r)}`" for r in dirty))
+    versions = "; ".join(f"{_md(name)} {', '.join(sorted(v))}" + (" (**several versions**)" if len(v) > 1 else "")
+                         for name, v in sorted(packages.items()))
+    lines.append(f"- Packages: {versions or '— (not recorded)'}")
+    for label, found in values.items():
+        if found:
+            lines.append(f"- {label}: {'; '.join(_md(v) for v in sorted(found))}")
+    if threads:
+        lines.append("- Torch threads per run: " + ", ".join(f"{t} ({n} runs)" for t, n in sorted(threads.items())))
+    for method in sorted(implementations, key=selection.method_key):
         lines.append(f"- Implementation of `{method}`: {'; '.join(_md(v) for v in sorted(implementations[method]))}")
     for name, kind, source, fingerprint in sorted(data_sources):
-        text = f"- Data: {_md(name)} ({kind})"
-        text += f" — {_md(source)}" if source else ""
-        text += f" — `{fingerprint}`" if fingerprint else ""
-        lines.append(text)
+        lines.append(f"- Data: {_md(name)} ({kind})" + (f" — {_md(source)}" if source else "")
+                     + (f" — `{fingerprint}`" if fingerprint else ""))
     return lines
 
 
-def _task_lines(
-    tasks: Sequence[str], references: Mapping[str, _Reference], runs: pd.DataFrame, suite_tasks: Mapping | None
-) -> list[str]:
+def _seed_lines(groups: Sequence[Group], references: Mapping[str, TaskReference]) -> list[str]:
+    """Say where a group holds seeds beyond the suite file's list (added with ``tssl run --seeds``)."""
+    lines = []
+    for group in groups:
+        listed = references[group.task].seeds
+        if listed is None or not group.faithful:
+            continue
+        extra = [s for s in group.seeds if s not in listed]
+        if extra:
+            lines.append(f"- {_md(group.task)} / `{group.method}`: seeds {extra} are beyond the suite file's "
+                         f"{list(listed)} (added with `tssl run --seeds`); they count, n = {group.n}")
+    return lines
+
+
+def _task_lines(tasks: Sequence[str], references: Mapping[str, TaskReference],
+                suite_tasks: Mapping | None) -> list[str]:
     lines = ["## Tasks", ""]
     for task in tasks:
         ref = references[task]
         paper = ref.paper
-        text = f"- **{_md(task)}**"
-        text += f": {_md(ref.description)}" if ref.description else ""
+        text = f"- **{_md(task)}**" + (f": {_md(ref.description)}" if ref.description else "")
         if paper:
-            text += " — paper TSSL-BP " + (
-                _mean_std(paper["mean"], paper["std"], 2) if math.isfinite(paper["mean"]) else "(no mean given)"
-            )
+            mean = (f"{paper['mean']:.2f}" + (f" ± {paper['std']:.2f}" if math.isfinite(paper["std"]) else "")
+                    if math.isfinite(paper["mean"]) else "(no mean given)")
+            text += f" — paper TSSL-BP {mean} ({METRIC_TEXT[ref.metric]})"
             text += f", best {_fmt(paper['best'])}" if math.isfinite(paper["best"]) else ""
             text += f" ({_md(paper['source'])})" if paper["source"] else ""
         else:
             text += " — no paper number"
         text += f"; tolerance δ = {ref.tolerance:g} points" + (" (default)" if ref.tolerance_is_default else "")
+        if ref.config:
+            text += f"; current config `{_short(ref.config)}`"
         lines.append(text)
     missing = sorted(set(suite_tasks or ()) - set(tasks))
     if missing:
         lines.append(f"- No records yet for: {', '.join(_md(t) for t in missing)}")
-    notes = [note for task in tasks for note in references[task].notes]
-    lines += [f"- Note: {_md(note)}" for note in notes]
+    lines += [f"- Note: {_md(note)}" for task in tasks for note in references[task].notes]
     return [*lines, ""]
 
 
-_ACCURACY_HEADER = [
-    "task", "method", "recipe", "data", "n", "final (mean ± std)", "best (mean [max])", "val-selected (mean)",
-    "paper mean ± std", "paper best", "paper source", "δ", "Δ mean", "Δ best",
-]  # fmt: skip
+# --------------------------------------------------------------------------------------------------------------
+# 1. Accuracy
 
 
-def _data_cell(group: _Group) -> str:
-    kind = group.kind if group.kind == "real" else f"**{group.kind}**"
-    return kind + (", **smoke**" if group.smoke else "")
+_GROUP_HEADER = ["task", "method", "recipe", "data", "config", "n", "seeds", "final mean ± std", "final 95 % CI",
+                 "best mean ± std", "best 95 % CI", "best - final (mean [min, max])", "commits", "dirty seeds"]
+_VERDICT_HEADER = ["task", "method", "metric", "n", "seeds", "mean ± std", "90 % CI", "95 % CI", "paper mean ± std",
+                   "δ", "verdict", "seeds needed", "final-epoch mean ± std (95 % CI)"]
+_COMPARE_HEADER = ["task", "method", "vs", "metric", "n (tssl / method)", "Δ = method - tssl", "95 % CI (Welch)",
+                   "Welch t (df)", "p (two-sided)", "commits (tssl / method)"]
 
 
-def _accuracy_row(group: _Group, ref: _Reference, *, with_verdict: bool) -> tuple[list[str], str]:
-    frame = group.frame
-    n = len(frame)
-    finals = frame["final"].to_numpy(dtype=float)
-    mean, std = float(finals.mean()), float(finals.std(ddof=1)) if n >= 2 else math.nan
-    best = frame["best"].dropna()
-    best_text = f"{best.mean():.2f} [{best.max():.2f}]" if len(best) else "—"
-    val = frame["val_selected"].dropna()
-    val_text = "—" if val.empty else f"{val.mean():.2f}" + (f" (n = {len(val)})" if len(val) != n else "")
-    paper = ref.paper
-    row = [
-        _md(group.task), f"`{group.method}`", _md(group.recipe or "—"), _data_cell(group), str(n),
-        _mean_std(mean, std, n), best_text, val_text,
-    ]  # fmt: skip
-    if paper:
-        row += [
-            _mean_std(paper["mean"], paper["std"], 2),
-            _fmt(paper["best"]),
-            _md(paper["source"]) or "—",
-            f"{ref.tolerance:g}" + (" (default)" if ref.tolerance_is_default else ""),
-            _fmt(mean - paper["mean"], signed=True),
-            _fmt(best.mean() - paper["best"], signed=True) if len(best) else "—",
-        ]
-    else:
-        row += ["—", "—", "—", f"{ref.tolerance:g}" + (" (default)" if ref.tolerance_is_default else ""), "—", "—"]
-    if not with_verdict:
-        return row, ""
-    if paper is None:
-        return [*row, "—", "— (no paper number)"], "— (no paper number)"
-    if not math.isfinite(paper["mean"]):
-        return [*row, "—", "— (the paper gives no mean)"], "— (the paper gives no mean)"
-    result = verdict(finals.tolist(), paper["mean"], ref.tolerance)
-    ci = f"[{result.ci[0]:.2f}, {result.ci[1]:.2f}]" if result.ci else "—"
-    if group.flags:
-        label, reason = INCONCLUSIVE, f"{'; '.join(group.flags)}; the rule alone would say: {result.label}"
-    else:
-        label, reason = result.label, result.reason
-    return [*row, ci, f"**{label}** ({reason})"], f"{label} ({reason})"
+def _gap_cell(group: Group) -> str:
+    gaps = group.selection_gaps()
+    return "—" if not gaps else f"{np.mean(gaps):.2f} [{min(gaps):.2f}, {max(gaps):.2f}]"
 
 
-def _throughput_row(group: _Group) -> list[str]:
-    frame = group.frame
-    kinds = sorted({k for k in frame["memory_kind"] if k})
+def _group_row(group: Group) -> list[str]:
+    finals, bests = group.values("final"), group.values("best")
     return [
-        _md(group.task), f"`{group.method}`", _md(group.recipe or "—"), _data_cell(group), str(len(frame)),
-        _fmt(frame["samples_per_second"].mean(), 1), _fmt(frame["memory_mib"].mean(), 1),
-        ", ".join(f"`{k}`" for k in kinds) or "—", _fmt(frame["epoch_seconds"].mean(), 2),
+        _md(group.task), f"`{group.method}`", _md(group.recipe or "—"), _data_cell(group), f"`{_short(group.config)}`",
+        str(group.n), ", ".join(map(str, group.seeds)), _mean_std(finals),
+        _interval(stats.t_interval(finals)), _mean_std(bests), _interval(stats.t_interval(bests)), _gap_cell(group),
+        ", ".join(f"`{c}`" for c in group.commits), ", ".join(map(str, group.dirty_seeds)) or "—",
     ]  # fmt: skip
 
 
-def _efficiency_notes(ok_records: Sequence[dict]) -> list[str]:
-    """The counting convention(s) behind the recorded synaptic operations, and what the energy means."""
-    conventions = sorted({
-        str(e.get("convention")) for r in ok_records
-        if isinstance(e := r.get("efficiency"), dict) and e.get("convention") is not None
-    })  # fmt: skip
-    lines = []
+def _verdict_row(group: Group, ref: TaskReference) -> tuple[list[str], str]:
+    metric, paper = ref.metric, ref.paper or {}
+    values = group.values(metric)
+    finals = group.values("final")
+    outcome = stats.equivalence_verdict(values, paper["mean"], ref.tolerance)
+    summary = outcome.summary
+    final_text = f"{_mean_std(finals)} ({_interval(stats.t_interval(finals))})"
+    paper_text = f"{paper['mean']:.2f}" + (f" ± {paper['std']:.2f}" if math.isfinite(paper["std"]) else "")
+    row = [
+        _md(group.task), f"`{group.method}`", metric, str(summary.n), ", ".join(map(str, group.seeds)),
+        _mean_std(values), _interval(summary.ci90), _interval(summary.ci95), paper_text,
+        f"{ref.tolerance:g}" + (" (default)" if ref.tolerance_is_default else ""),
+        f"**{outcome.label}** ({outcome.reason})", "—" if outcome.seeds_needed is None else str(outcome.seeds_needed),
+        final_text,
+    ]  # fmt: skip
+    return row, str(outcome)
+
+
+def _accuracy_section(document: _Document, groups: Sequence[Group],
+                      references: Mapping[str, TaskReference]) -> dict[tuple[str, str], str]:
+    document.add("## 1. Accuracy", "")
+    verdicts: dict[tuple[str, str], str] = {}
+    if not groups:
+        document.add("No successful runs: nothing to compare.", "")
+        return verdicts
+    document.add(
+        "Verdict rule (for each task's faithful `tssl` group: the suite file's current configuration, full epochs, "
+        "no overrides, verified real data):", "", f"> {VERDICT_RULE}", "",
+        "Like for like: the metric is the one the paper reports (the task's `paper.metric`). `best` is each run's "
+        "maximum test accuracy over epochs, what the authors' code reports (its test() keeps the maximum): "
+        "it is selected on the test set and biased upwards. The unbiased final-epoch numbers and the "
+        "test-selection gap (best - final) are always shown beside it.", "")
+    rows = []
+    for task in sorted({g.task for g in groups}):
+        ref = references[task]
+        tssl_groups = [g for g in groups if g.task == task and g.method == "tssl"]
+        for group in tssl_groups:
+            if not group.faithful:
+                verdicts[(task, group.label)] = f"{INCONCLUSIVE} (no verdict: {'; '.join(_labels(group.flags))})"
+        group = selection.faithful_group(groups, task, "tssl")
+        if group is None or not ref.paper or not math.isfinite(ref.paper["mean"]):
+            continue
+        if not group.values(ref.metric):  # valid records may leave accuracy.best out
+            verdicts[(task, group.label)] = f"{INCONCLUSIVE} (no verdict: no run records its {ref.metric} accuracy)"
+            continue
+        row, text = _verdict_row(group, ref)
+        rows.append(row)
+        verdicts[(task, group.label)] = text
+    if rows:
+        document.table("TSSL-BP (`tssl`) against the paper's TSSL-BP", [], _VERDICT_HEADER, rows)
+    else:
+        document.add("No task has both a paper mean and a faithful `tssl` group: no verdict.", "")
+    document.table("every group of runs (mean ± sample std over seeds, 95 % t-intervals)", _flags_of(groups),
+                   _GROUP_HEADER, [_group_row(g) for g in groups],
+                   "A group is one task x method x recipe x configuration (`config`: the seed-free task config "
+                   "hash) x data kind; runs of different configurations are never pooled.")
+    comparisons = _comparison_rows(groups, references)
+    if comparisons:
+        document.table("each method against `tssl` on the same task configuration (faithful groups)", [],
+                       _COMPARE_HEADER, comparisons,
+                       "Δ with its 95 % Welch interval and two-sided Welch test; a difference whose interval holds 0 "
+                       "is not shown to exist at these n. Runs from different commits are compared as they are.")
+    panels = [_accuracy_panel(task, [g for g in groups if g.task == task], references[task])
+              for task in sorted({g.task for g in groups})]
+    metrics = sorted({p.metric for p in panels})
+    document.figure("accuracy.png", "Test accuracy per seed, mean and 95 % CI, against the paper",
+                    _flags_of(groups), accuracy_figure(document.figures, panels),
+                    f"Metric per panel: the paper's ({', '.join(metrics)}). Points: every seed; bars: 95 % "
+                    "t-intervals (none for n = 1); shaded: the paper's value ± δ. Hollow markers: runs that are not "
+                    "reproductions (flag in the tick label).")
+    return verdicts
+
+
+def _comparison_rows(groups: Sequence[Group], references: Mapping[str, TaskReference]) -> list[list[str]]:
+    rows = []
+    for task in sorted({g.task for g in groups}):
+        base = selection.faithful_group(groups, task, "tssl")
+        if base is None:
+            continue
+        others = [g for g in groups if g.task == task and g.method != "tssl" and g.faithful
+                  and g.config == base.config]
+        for other in others:
+            for metric in dict.fromkeys((references[task].metric, "final")):
+                if not other.values(metric) or not base.values(metric):
+                    continue
+                test = stats.welch(other.values(metric), base.values(metric))
+                rows.append([
+                    _md(task), f"`{other.method}`", "`tssl`", metric, f"{test.n_b} / {test.n_a}",
+                    _fmt(test.difference, signed=True), _interval(test.ci95),
+                    "—" if test.ci95 is None else f"{test.t:.2f} ({test.df:.1f})",
+                    "—" if test.ci95 is None else f"{test.p_two_sided:.3g}",
+                    f"{', '.join(base.commits)} / {', '.join(other.commits)}",
+                ])  # fmt: skip
+    return rows
+
+
+def _series_flag(group: Group) -> str:
+    return ", ".join(group.flags)
+
+
+def _accuracy_panel(task: str, groups: Sequence[Group], ref: TaskReference) -> AccuracyPanel:
+    metric = ref.metric
+    series = [AccuracySeries(g.label, g.values(metric), g.seeds, _series_flag(g)) for g in groups if g.values(metric)]
+    classes = _classes(groups)
+    return AccuracyPanel(task, metric, f"{METRIC_TEXT[metric]} (%)", ref.paper_mark,
+                         100.0 / classes if classes else None, series)
+
+
+def _classes(groups: Sequence[Group]) -> int | None:
+    names = {str((r.get("data") or {}).get("name")) for g in groups for r in g.records}
+    counts = {DATASET_CLASSES.get(name) for name in names}
+    return counts.pop() if len(counts) == 1 else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. Earlier configurations and overrides
+
+
+def _config_changes(group: Group, ref: TaskReference) -> str:
+    """What differs between this group's configuration and the suite file's current one."""
+    config = (group.records[0].get("provenance") or {}).get("config") or {}
+    config = {k: v for k, v in config.items() if k not in ("seed", "method")}
+    current = dict(ref.run_config or {})
+    if not current:
+        return "—"
+    keys = sorted(set(config) | set(current))
+    changes = [f"{k}: {json.dumps(config.get(k))} (now {json.dumps(current.get(k))})" for k in keys
+               if config.get(k) != current.get(k)]
+    return "; ".join(changes) or "— (same settings; the hash differs by keys no longer in the config)"
+
+
+def _configurations_section(document: _Document, groups: Sequence[Group],
+                            references: Mapping[str, TaskReference]) -> None:
+    apart = [g for g in groups if g.current is False]
+    document.add("## 2. Earlier configurations and overridden settings", "")
+    if not apart:
+        document.add("None: every successful run used its task's current configuration.", "")
+        return
+    rows = []
+    for group in apart:
+        deviations = {k: c for r in group.records for k, c in (r.get("deviations") or {}).items()}
+        how = ("override: " + ", ".join(describe_deviation(k, c) for k, c in sorted(deviations.items()))
+               if deviations else "earlier suite file")
+        rows.append([_md(group.task), f"`{group.method}`", f"`{_short(group.config)}`", how, str(group.n),
+                     _md(_config_changes(group, references[group.task])), _mean_std(group.values("final"))])
+    document.table("runs shown apart from the current configuration", _flags_of(apart),
+                   ["task", "method", "config", "why", "n", "differs from the current config", "final mean ± std"],
+                   rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. Latency, 4. training curves
+
+
+def _latency_section(document: _Document, groups: Sequence[Group], references: Mapping[str, TaskReference]) -> None:
+    document.add("## 3. Latency: accuracy vs time steps at inference", "")
+    tasks = sorted({g.task for g in groups if any(r.get("latency") for r in g.records)})
+    if not tasks:
+        document.add("No latency data in the successful runs.", "")
+        return
+    document.add("Test accuracy of the readout summed over the first t time steps: mean over seeds with its 95 % "
+                 "t-band (none for one run); dotted: chance; dashed: the paper's number at all steps.", "")
+    for task in tasks:
+        task_groups = [g for g in groups if g.task == task and any(r.get("latency") for r in g.records)]
+        series = [LatencySeries(g.label, [[_num(v) for v in r.get("latency") or []] for r in g.records],
+                                _series_flag(g)) for g in task_groups]
+        classes = _classes(task_groups)
+        figure = latency_figure(document.figures, task, series, 100.0 / classes if classes else None,
+                                references[task].paper_mark)
+        document.figure(f"{_file_stem(task)}-latency.png", f"{task}: accuracy vs time steps",
+                        _flags_of(task_groups), figure)
+
+
+def _curves_section(document: _Document, groups: Sequence[Group], references: Mapping[str, TaskReference]) -> None:
+    document.add("## 4. Training curves", "")
+    tasks = sorted({g.task for g in groups if any(r.get("history") for r in g.records)})
+    if not tasks:
+        document.add("No per-epoch history in the successful runs.", "")
+        return
+    document.add("Per-epoch test accuracy and training loss: mean over seeds with its 95 % t-band.", "")
+    for task in tasks:
+        task_groups = [g for g in groups if g.task == task and any(r.get("history") for r in g.records)]
+        series = [CurveSeries(g.label, [_history(r, "test_accuracy") for r in g.records],
+                              [_history(r, "train_loss") for r in g.records], _series_flag(g)) for g in task_groups]
+        figure = curves_figure(document.figures, task, series, references[task].paper_mark)
+        document.figure(f"{_file_stem(task)}-curves.png", f"{task}: training curves", _flags_of(task_groups), figure)
+
+
+def _history(record: dict, key: str) -> list[float]:
+    return [_num(entry.get(key)) for entry in record.get("history") or [] if isinstance(entry, dict)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. Throughput and memory
+
+
+def _in_run_caveat(records: Sequence[dict]) -> str:
+    threads = sorted({t for r in records if isinstance(t := (r.get("provenance") or {}).get("torch_threads"), int)})
+    hardware = sorted({str((r.get("provenance") or {}).get("hardware") or "?") for r in records})
+    return ("In-run numbers: each run timed itself while other runs and programs may have shared the machine "
+            f"(torch threads per run: {', '.join(map(str, threads)) or 'not recorded'}; hardware: "
+            f"{'; '.join(hardware)}). They are not speed measurements: `tssl bench` measures each network alone.")
+
+
+def _throughput_section(document: _Document, groups: Sequence[Group], ok: Sequence[dict],
+                        suite_tasks: Mapping | None, bench_records: Sequence[dict]) -> None:
+    document.add("## 5. Throughput and memory", "")
+    if not groups:
+        document.add("No successful runs.", "")
+        return
+    caveat = _in_run_caveat(ok)
+    rows = []
+    series = []
+    for group in groups:
+        timing = [r.get("timing") or {} for r in group.records]
+        sps = [_num(t.get("samples_per_second")) for t in timing]
+        memory = [_num(t.get("peak_memory_bytes")) / 2**20 for t in timing]
+        kinds = sorted({str(t.get("memory_kind")) for t in timing if t.get("memory_kind")})
+        threads = ", ".join(map(str, group.thread_counts)) or "—"
+        rows.append([_md(group.task), f"`{group.method}`", _data_cell(group), str(group.n), threads,
+                     _fmt(float(np.nanmean(sps)) if any(map(math.isfinite, sps)) else math.nan, 1),
+                     _fmt(float(np.nanmean(memory)) if any(map(math.isfinite, memory)) else math.nan, 1),
+                     ", ".join(f"`{k}`" for k in kinds) or "—"])
+        series.append(ThroughputSeries(group.task, group.label, sps, memory, ", ".join(kinds), _series_flag(group)))
+    document.add(caveat, "")
+    document.table("in-run training throughput and peak memory per group (means over runs)", _flags_of(groups),
+                   ["task", "method", "data", "n", "torch threads", "samples/s (in-run)", "peak memory (MiB)",
+                    "memory kind"], rows,
+                   "Peak memory: `cuda_max_allocated` = the CUDA allocator's peak, `peak_rss` = the process's peak "
+                   "resident memory; the two are not comparable.")
+    if any(math.isfinite(v) for s in series for v in s.samples_per_second + s.peak_memory_mib):
+        document.figure("throughput.png", "In-run training throughput and peak memory (not an isolated benchmark)",
+                        _flags_of(groups), throughput_figure(document.figures, series, caveat))
+    timing_rows = suite_timing_rows(bench_records, dict(suite_tasks or {}), ok)
+    if timing_rows:
+        document.add(
+            "Measured alone with `tssl bench` (random data of the task's shape; the step is forward, loss, backward, "
+            "clip, AdamW and clamp; medians over rounds alternating the methods), each task's network gives the step "
+            "times below. The projections are projections: step time x the task's training samples per epoch x its "
+            "epochs, training steps only (no evaluation passes). The floor is the same network with its neuron "
+            "replaced by one multiply.", "")
+        document.table("training step of each task's network, measured alone by `tssl bench`", [],
+                       SUITE_TIMING_HEADER, timing_rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 6. Efficiency, failed runs
+
+
+_EFFICIENCY_COLUMNS = (("synops_total", ".4g"), ("macs", ".4g"), ("acs", ".4g"), ("dense_synops", ".4g"),
+                       ("energy_joules", ".4g"), ("firing_rate", ".4f"), ("spikes_per_sample", ".4g"),
+                       ("activation_sparsity", ".4f"), ("parameter_count", ".0f"), ("footprint_bytes", ".0f"),
+                       ("connection_sparsity", ".4f"))
+
+
+def _efficiency_of(record: dict) -> dict:
+    efficiency = record.get("efficiency")
+    return efficiency if isinstance(efficiency, dict) else {}
+
+
+def _measured(group: Group) -> list[dict]:
+    return [r for r in group.records
+            if is_number(_efficiency_of(r).get("synops_total")) and is_number(_efficiency_of(r).get("energy_joules"))]
+
+
+def _efficiency_section(document: _Document, groups: Sequence[Group], ok: Sequence[dict]) -> bool:
+    measured = [(g, runs) for g in groups if (runs := _measured(g))]
+    if not measured:
+        return False
+    conventions = sorted({str(_efficiency_of(r).get("convention")) for r in ok
+                          if _efficiency_of(r).get("convention") is not None})
+    document.add("## 6. Efficiency", "",
+                 "Synaptic operations and energy per sample, as recorded in each run's `efficiency`; means over "
+                 "the runs that carry them.", "")
     for name in conventions:
         text = CONVENTIONS.get(name, "unknown convention: see the tssl-bench version that wrote the records")
-        lines += [f"- SynOps convention `{name}` (docs/metrics.md): {text}"]
+        document.add(f"- SynOps convention `{name}` (docs/metrics.md): {text}")
     if not conventions:
-        lines += ["- SynOps convention: not recorded in these runs."]
-    lines += [
-        "- SynOps / sample = accumulates (ACs) + multiply-accumulates (MACs), effective (zero inputs and zero "
-        "weights cost nothing), measured on the test split.",
-        f"- Energy / sample = E_MAC x MACs + E_AC x ACs: {ENERGY_LABEL}.",
-        "",
-    ]
-    return lines
-
-
-# run-frame column -> key of the record's `efficiency` (totals per sample, docs/metrics.md)
-_EFFICIENCY_FIELDS = {
-    "macs": "macs", "acs": "acs", "dense_synops": "dense_synops", "firing_rate": "firing_rate",
-    "spikes_per_sample": "spikes_per_sample", "parameters": "parameter_count", "footprint_bytes": "footprint_bytes",
-    "connection_sparsity": "connection_sparsity", "activation_sparsity": "activation_sparsity",
-}  # fmt: skip
-
-
-def _efficiency_row(group: _Group) -> list[str]:
-    frame = group.frame[group.frame["synops"].notna() & group.frame["energy"].notna()]
-
-    def mean(column: str, digits: str = ".4g") -> str:
-        value = frame[column].mean()
-        return "—" if not math.isfinite(value) else format(value, digits)
-
-    return [
-        _md(group.task), f"`{group.method}`", _md(group.recipe or "—"), _data_cell(group), str(len(frame)),
-        _fmt(frame["final"].mean()), mean("synops"), mean("macs"), mean("acs"), mean("dense_synops"),
-        mean("energy"), mean("firing_rate", ".4f"), mean("spikes_per_sample"), mean("activation_sparsity", ".4f"),
-        mean("parameters", ".0f"), mean("footprint_bytes", ".0f"), mean("connection_sparsity", ".4f"),
-    ]  # fmt: skip
+        document.add("- SynOps convention: not recorded in these runs.")
+    document.add("- SynOps / sample = accumulates (ACs) + multiply-accumulates (MACs), effective (zero inputs and "
+                 "zero weights cost nothing), measured on the test split.",
+                 f"- Energy / sample = E_MAC x MACs + E_AC x ACs: {ENERGY_LABEL}.", "")
+    rows = []
+    for group, runs in measured:
+        cells = []
+        for key, spec in _EFFICIENCY_COLUMNS:
+            numbers = [_num(_efficiency_of(r).get(key)) for r in runs]
+            finite = [v for v in numbers if math.isfinite(v)]
+            cells.append(format(float(np.mean(finite)), spec) if finite else "—")
+        rows.append([_md(group.task), f"`{group.method}`", _data_cell(group), str(len(runs)),
+                     _fmt(float(np.mean([r["accuracy"]["final"] for r in runs]))), *cells])
+    document.table("efficiency per group", _flags_of(g for g, _ in measured),
+                   ["task", "method", "data", "n", "final accuracy", "SynOps / sample", "MACs", "ACs", "dense SynOps",
+                    "energy / sample (J)", "firing rate", "spikes / sample", "activation sparsity", "parameters",
+                    "footprint (bytes)", "connection sparsity"], rows)
+    points = [EfficiencyPoint(g.task, g.label, [float(_efficiency_of(r)["synops_total"]) for r in runs],
+                              [float(r["accuracy"]["final"]) for r in runs], _series_flag(g)) for g, runs in measured]
+    document.figure("efficiency.png", "Final-epoch accuracy vs synaptic operations per sample",
+                    _flags_of(g for g, _ in measured), efficiency_figure(document.figures, points),
+                    "One panel per task, logarithmic SynOps axis; bars: 95 % t-intervals over seeds.")
+    return True
 
 
 def _failed_rows(failed: Sequence[dict]) -> list[list[str]]:
     def key(record: dict) -> tuple:
-        return (record["task"], _method_key(record["method"]), str(record.get("recipe") or ""),
-                str(record.get("seed")), str(record.get("run_id") or ""))
+        return (record["task"], selection.method_key(record["method"]), str(record.get("recipe") or ""),
+                int(record["seed"]), str(record["run_id"]))
 
     rows = []
     for record in sorted(failed, key=key):
-        data = record.get("data") if isinstance(record.get("data"), dict) else {}
-        kind = str(data.get("kind") or "—")
         error = record.get("error")
         rows.append([
-            _md(record["task"]), f"`{record['method']}`", _md(record.get("recipe") or "—"),
-            _md(record.get("seed", "—")), _md(record.get("run_id") or "—"),
-            _md(kind) + (", **smoke**" if record.get("smoke") is True else ""),
-            _md(error) if error else "(no error message recorded)",
+            _md(record["task"]), f"`{record['method']}`", _md(record.get("recipe") or "—"), _md(record["seed"]),
+            _md(record["run_id"]) + (" (**smoke**)" if record.get("smoke") is True else ""),
+            _md(record.get("failure") or "error"), _md(error) if error else "(no error message recorded)",
         ])  # fmt: skip
     return rows
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Figure bodies
-
-
-def _grid(count: int, max_cols: int = 3) -> tuple[int, int]:
-    cols = min(count, max_cols)
-    return cols, math.ceil(count / cols)
-
-
-def _accuracy_figure(figures: _Figures, groups: Sequence[_Group], references: Mapping[str, _Reference]) -> Figure:
-    tasks = sorted({g.task for g in groups})
-    cols, rows = _grid(len(tasks))
-    widest = max(len([g for g in groups if g.task == t]) + 1 for t in tasks)
-    figure, axes = figures.new(max(4.5, min(5.5, 1.0 + 0.8 * widest)) * cols, 4.2 * rows + 0.6, cols, rows)
-    for axis in axes.flat[len(tasks):]:
-        axis.set_visible(False)
-    for axis, task in zip(axes.flat, tasks, strict=False):
-        task_groups = [g for g in groups if g.task == task]
-        labels, means, errors, colors, hatches = [], [], [], [], []
-        paper = references[task].paper
-        if paper and math.isfinite(paper["mean"]):
-            labels.append("paper\nTSSL-BP")
-            means.append(paper["mean"])
-            errors.append(paper["std"] if math.isfinite(paper["std"]) else 0.0)
-            colors.append(_PAPER_COLOR)
-            hatches.append("//")
-        elif paper:
-            labels.append("paper\nTSSL-BP\n(best)")
-            means.append(paper["best"])
-            errors.append(0.0)
-            colors.append(_PAPER_COLOR)
-            hatches.append("//")
-        for group in task_groups:
-            finals = group.frame["final"].to_numpy(dtype=float)
-            labels.append(group.variant.replace(" [", "\n[").replace(" (", "\n("))
-            means.append(float(finals.mean()))
-            errors.append(float(finals.std(ddof=1)) if len(finals) >= 2 else 0.0)
-            colors.append(figures.colors[group.variant])
-            hatches.append("")
-        x = np.arange(len(labels))
-        bars = axis.bar(x, means, yerr=errors, color=colors, capsize=4, edgecolor="black", linewidth=0.6,
-                        error_kw={"elinewidth": 1.0})
-        for bar, hatch in zip(bars, hatches, strict=True):
-            bar.set_hatch(hatch)
-        for xi, mean, error in zip(x, means, errors, strict=True):
-            axis.annotate(f"{mean:.2f}", (xi, mean + error), xytext=(0, 3), textcoords="offset points",
-                          ha="center", va="bottom", fontsize=8)
-        low = min(m - e for m, e in zip(means, errors, strict=True))
-        high = max(m + e for m, e in zip(means, errors, strict=True))
-        span = max(high - low, 1.0)
-        axis.set_ylim(max(0.0, low - 0.6 * span), min(100.0, high + 0.35 * span) + 0.05 * span)
-        axis.set_xticks(x, labels, fontsize=8)
-        axis.set_ylabel("final test accuracy (%)")
-        axis.set_title(task, fontsize=10)
-        _style(axis)
-        axis.grid(False, axis="x")
-    return figure
-
-
-def _latency_figure(figures: _Figures, task: str, groups: Sequence[_Group], latency: pd.DataFrame,
-                    ref: _Reference) -> Figure:
-    figure, axes = figures.new(6.4, 4.4)
-    axis = axes[0, 0]
-    frame = latency[latency["task"] == task]
-    max_t = 1
-    for group in groups:
-        curve = frame[frame["variant"] == group.variant].groupby("t")["accuracy"].agg(["mean", "count"])
-        if curve.empty:
-            continue
-        max_t = max(max_t, int(curve.index.max()))
-        runs = int(curve["count"].max())
-        axis.plot(curve.index, curve["mean"], marker="o", markersize=3.5, linewidth=1.6,
-                  color=figures.colors[group.variant], label=f"{group.variant} (n = {runs})")
-    _paper_line(axis, ref.paper, " (all steps)")
-    axis.set_xlabel("time steps t used at inference")
-    axis.set_ylabel("test accuracy (%)")
-    axis.set_xlim(0.5, max_t + 0.5)
-    axis.xaxis.get_major_locator().set_params(integer=True)
-    _style(axis)
-    axis.legend(fontsize=8, loc="best")
-    return figure
-
-
-def _curves_figure(figures: _Figures, task: str, groups: Sequence[_Group], history: pd.DataFrame,
-                   ref: _Reference) -> Figure:
-    figure, axes = figures.new(11.0, 4.2, ncols=2)
-    accuracy_axis, loss_axis = axes[0, 0], axes[0, 1]
-    frame = history[history["task"] == task]
-    for group in groups:
-        rows = frame[frame["variant"] == group.variant]
-        if rows.empty:
-            continue
-        color = figures.colors[group.variant]
-        runs = rows["run_id"].nunique()
-        for axis, column in ((accuracy_axis, "test_accuracy"), (loss_axis, "train_loss")):
-            stats = rows.groupby("epoch")[column].agg(["mean", "std"]).dropna(subset=["mean"])
-            if stats.empty:
-                continue
-            axis.plot(stats.index, stats["mean"], marker="o", markersize=3, linewidth=1.6, color=color,
-                      label=f"{group.variant} (n = {runs})")
-            band = stats["std"].fillna(0.0)
-            axis.fill_between(stats.index, stats["mean"] - band, stats["mean"] + band, color=color, alpha=0.15,
-                              linewidth=0)
-    _paper_line(accuracy_axis, ref.paper, "")
-    accuracy_axis.set_ylabel("test accuracy (%)")
-    loss_axis.set_ylabel("training loss")
-    accuracy_axis.set_title("test accuracy per epoch", fontsize=10)
-    loss_axis.set_title("training loss per epoch", fontsize=10)
-    for axis in (accuracy_axis, loss_axis):
-        axis.set_xlabel("epoch")
-        axis.xaxis.get_major_locator().set_params(integer=True)
-        _style(axis)
-    handles, labels = accuracy_axis.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, frameon=False)
-    return figure
-
-
-def _throughput_figure(figures: _Figures, groups: Sequence[_Group]) -> Figure:
-    tasks = sorted({g.task for g in groups})
-    variants = list(dict.fromkeys(g.variant for g in sorted(groups, key=lambda g: (_method_key(g.method),
-                                                                                     g.variant))))
-    width = 0.8 / max(len(variants), 1)
-    figure, axes = figures.new(max(9.0, 2.2 * len(tasks) + 6.0), 4.4, ncols=2)
-    kinds = sorted({k for g in groups for k in g.frame["memory_kind"] if k})
-    panels = (
-        (axes[0, 0], "samples_per_second", "training samples / s"),
-        (axes[0, 1], "memory_mib", f"peak memory (MiB; {', '.join(kinds) or 'kind not recorded'})"),
-    )
-    x = np.arange(len(tasks))
-    for axis, column, label in panels:
-        for position, variant in enumerate(variants):
-            values = []
-            for task in tasks:
-                match = [g for g in groups if g.task == task and g.variant == variant]
-                values.append(float(match[0].frame[column].mean()) if match else math.nan)
-            offsets = x - 0.4 + width * (position + 0.5)
-            axis.bar(offsets, values, width=width * 0.95, color=figures.colors[variant], label=variant,
-                     edgecolor="black", linewidth=0.5)
-            for xi, value in zip(offsets, values, strict=True):
-                if math.isfinite(value):
-                    axis.annotate(f"{value:.0f}", (xi, value), xytext=(0, 2), textcoords="offset points",
-                                  ha="center", va="bottom", fontsize=7)
-        axis.set_xticks(x, tasks, fontsize=9)
-        axis.set_ylabel(label)
-        axis.margins(y=0.12)
-        _style(axis)
-        axis.grid(False, axis="x")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
-    return figure
-
-
-def _efficiency_figure(figures: _Figures, groups: Sequence[_Group]) -> Figure:
-    figure, axes = figures.new(6.8, 4.6)
-    axis = axes[0, 0]
-    tasks = sorted({g.task for g in groups})
-    markers = dict(zip(tasks, "osD^vP*X<>", strict=False))
-    synops = []
-    for group in groups:
-        frame = group.frame[group.frame["synops"].notna() & group.frame["energy"].notna()]
-        finals = frame["final"].to_numpy(dtype=float)
-        std = float(finals.std(ddof=1)) if len(finals) >= 2 else 0.0
-        x = float(frame["synops"].mean())
-        synops.append(x)
-        axis.errorbar(x, float(finals.mean()), yerr=std, fmt=markers.get(group.task, "o"), markersize=7,
-                      capsize=3, color=figures.colors[group.variant], label=f"{group.task}: {group.variant}")
-    positive = [s for s in synops if s > 0]
-    if positive and max(positive) / min(positive) > 20:
-        axis.set_xscale("log")
-        axis.xaxis.set_minor_formatter(NullFormatter())  # minor labels would collide
-    axis.set_xlabel("synaptic operations per sample")
-    axis.set_ylabel("final test accuracy (%)")
-    _style(axis)
-    axis.legend(fontsize=7)
-    return figure

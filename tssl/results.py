@@ -1,7 +1,15 @@
-"""The results store: one JSON line per finished run in ``results/<suite>.jsonl``.
+"""The results store: one JSON line per finished run in ``results/<suite>.jsonl`` (bench records in
+``results/bench/bench.jsonl``).
 
 Appends are whole lines written under an exclusive lock, flushed and fsynced, so two runners can append to
-the same store at once and a crash never leaves half a record. See docs/results-format.md.
+the same store at once. Every record is validated against :mod:`tssl.schema` when written and when read.
+
+Faults: a process killed in the middle of an append can leave a torn last line (no newline, not valid JSON).
+Readers and the next append move it to ``<store>.torn`` with a one-line warning, so every command keeps
+working and the bytes are kept for inspection. A bad line anywhere else is not an interrupted append: it is an
+error that names the line and says how to set it aside. See docs/results-format.md.
+
+Torch-free: the report and ``tssl check`` read stores through this module on machines without torch.
 """
 
 from __future__ import annotations
@@ -10,32 +18,82 @@ import fcntl
 import json
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from tssl.schema import BENCH_KIND, RUN_SCHEMA_VERSION, bench_record_problem, normalize_run_record, run_record_problem
+
+SCHEMA_VERSION = RUN_SCHEMA_VERSION
+TORN_SUFFIX = ".torn"
+
+Problem = Callable[[Any], str | None]
 
 
 class ResultsError(ValueError):
-    """A results store that cannot be read."""
+    """A results store that cannot be read, or a record that may not be written."""
 
 
 def store_path(results_dir: Path, suite: str) -> Path:
     return results_dir / f"{suite}.jsonl"
 
 
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as one line: one ``write`` on an O_APPEND descriptor under an exclusive ``flock``, then
-    fsync, so that any number of processes (local jobs, Slurm jobs on a shared file system) can append at once."""
+def record_problem(record: Any) -> str | None:
+    """The schema check for either kind of record: bench records by their ``kind``, run records otherwise."""
+    if isinstance(record, dict) and record.get("kind") == BENCH_KIND:
+        return bench_record_problem(record)
+    return run_record_problem(record)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _set_aside_torn_tail(path: Path, descriptor: int) -> bool:
+    """With the store locked exclusively: if its last line is torn (no newline, not JSON), move it to
+    ``<store>.torn``, cut it from the store and say so. True when the store now ends with a whole line."""
+    size = os.fstat(descriptor).st_size
+    if not size or os.pread(descriptor, 1, size - 1) == b"\n":
+        return True
+    content = os.pread(descriptor, size, 0)
+    start = content.rfind(b"\n") + 1
+    tail = content[start:]
+    if _is_json(tail):
+        return False  # a whole record whose newline is missing: keep it, start the next on a line of its own
+    side = path.with_name(path.name + TORN_SUFFIX)
+    with open(side, "ab") as handle:
+        handle.write(tail + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.ftruncate(descriptor, start)
+    os.fsync(descriptor)
+    _warn(f"{path}: its last line was cut short by an interrupted write ({len(tail)} bytes); moved it to {side}")
+    return True
+
+
+def append_record(path: Path, record: dict[str, Any], problem: Problem | None = record_problem) -> None:
+    """Validate ``record`` (``problem``; None skips it) and append it as one line: one ``write`` on an O_APPEND
+    descriptor under an exclusive ``flock``, then fsync, so that any number of processes (local jobs, Slurm
+    jobs on a shared file system) can append at once."""
+    why = problem(record) if problem is not None else None
+    if why:
+        raise ResultsError(f"{path}: refusing to write an invalid record ({why}).")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
     descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        size = os.fstat(descriptor).st_size
-        if size and os.pread(descriptor, 1, size - 1) != b"\n":
-            data = b"\n" + data  # a writer died mid-line: start on a line of our own
+        if not _set_aside_torn_tail(path, descriptor):
+            data = b"\n" + data
         written = 0
         while written < len(data):  # a single write unless the kernel splits it
             written += os.write(descriptor, data[written:])
@@ -44,32 +102,61 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         os.close(descriptor)  # releases the lock
 
 
-def read_records(path: Path, validate: Callable[[Any], str | None] | None = None) -> list[dict[str, Any]]:
-    """Every record in a store ([] when it does not exist). A malformed line, or one that ``validate`` finds a
-    problem with, is an error naming the file and the line."""
+def _read_lines(path: Path) -> list[bytes]:
+    """The store's lines, a torn last line set aside first (under an exclusive lock, only when there is one)."""
+    with open(path, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        content = handle.read()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    if content and not content.endswith(b"\n") and not _is_json(content[content.rfind(b"\n") + 1:]):
+        try:
+            descriptor = os.open(path, os.O_RDWR)
+        except OSError:  # a read-only store: leave the file alone and read past its torn line
+            _warn(f"{path}: its last line was cut short by an interrupted write; ignoring it (the store is not "
+                  "writable, so it stays in the file)")
+            return content[:content.rfind(b"\n") + 1].splitlines()
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            _set_aside_torn_tail(path, descriptor)
+            content = os.pread(descriptor, os.fstat(descriptor).st_size, 0)
+        finally:
+            os.close(descriptor)
+    return content.splitlines()
+
+
+def set_aside_hint(path: Path, number: int) -> str:
+    return (f"to set it aside, move it to another file: sed -n '{number}p' {path} >> {path}.rejected && "
+            f"sed -i '{number}d' {path}")
+
+
+def read_records(path: Path, validate: Problem | None = record_problem) -> list[dict[str, Any]]:
+    """Every record in a store ([] when it does not exist), validated by ``validate`` (None: only that each line
+    is a JSON object with a run_id). Run records come back normalised (:func:`tssl.schema.normalize_run_record`).
+    A torn last line is set aside (see the module's docstring); any other bad line is a :class:`ResultsError`
+    naming the file and the line."""
     if not path.exists():
         return []
     records = []
-    with open(path, encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH)
-        lines = handle.readlines()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ResultsError(
-                f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})."
-            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            what = f"{error.msg} at column {error.colno}" if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+            raise ResultsError(f"{path}, line {number}: not valid JSON ({what}); "
+                               f"{set_aside_hint(path, number)}.") from None
         problem = None if isinstance(record, dict) else "not a JSON object"
         if problem is None and validate is not None:
             problem = validate(record)
         if problem is None and "run_id" not in record:
             problem = "no run_id"
         if problem:
-            raise ResultsError(f"{path}, line {number}: not a valid run record ({problem}).")
+            what = "bench" if isinstance(record, dict) and record.get("kind") == BENCH_KIND else "run"
+            raise ResultsError(f"{path}, line {number}: not a valid {what} record ({problem}); "
+                               f"{set_aside_hint(path, number)}.")
+        if validate is not None and record.get("kind") != BENCH_KIND:
+            normalize_run_record(record)
         records.append(record)
     return records
 

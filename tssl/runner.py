@@ -2,11 +2,16 @@
 
 Each finished epoch is checkpointed atomically (model, optimiser, RNG states, history), so after a crash or a
 kill -9 the next ``tssl run`` resumes from the last finished epoch; runs with a successful record are skipped.
+
+Faults: a run whose training loss turns non-finite ends as a failed record (``"failure": "diverged"``) and the
+suite goes on; later ``tssl run``s skip it unless ``--retry-diverged`` (or ``--force``). A checkpoint that cannot
+be read is moved aside (``checkpoint.pt.corrupt-<UTC time>``) and the run starts again.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import random
 import resource
@@ -15,7 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,13 +36,22 @@ from tssl.distributed import SINGLE, Ranks
 from tssl.methods import NATIVE_METHODS, Method, ModelConfig, get_method, training_recipe
 from tssl.metrics import measure_efficiency
 from tssl.precision import PrecisionError, autocast, check_precision, math_mode
-from tssl.provenance import environment, utc_now
-from tssl.results import SCHEMA_VERSION, append_record, finished_run_ids, read_records, store_path
-from tssl.suites import NATIVE_ONLY, Suite, SuiteError, TaskConfig, config_hash
+from tssl.provenance import run_environment, utc_now
+from tssl.results import SCHEMA_VERSION, append_record, latest_records, read_records, store_path
+from tssl.schema import config_hash, task_config_hash
+from tssl.suites import NATIVE_ONLY, Suite, SuiteError, TaskConfig
 from tssl.train import evaluate, latency_curve, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
+CORRUPT = ".corrupt-"  # checkpoint.pt.corrupt-<UTC time>: an unreadable checkpoint, kept for inspection
 LOCK = "lock"  # held (flock) by the process training the run
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became non-finite: the run ends as a failed record marked ``diverged``."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(f"diverged at epoch {epoch}: non-finite training loss ({loss})")
 
 
 @dataclass(frozen=True)
@@ -47,12 +61,15 @@ class Run:
     method: str
     seed: int
     world_size: int = 1  # processes the run is spread over (torchrun / gpus_per_job)
+    limit_batches: int | None = None  # --limit-batches: a smoke run, a run of its own
 
     @property
     def config(self) -> dict[str, Any]:
         config = {**self.task.run_config(), "method": self.method, "seed": self.seed}
         if self.task.batch_semantics == "per_rank":  # the global batch, and with it the result, depends on it
             config["world_size"] = self.world_size
+        if self.limit_batches is not None:  # only when set: full runs keep the ids of their committed records
+            config["limit_batches"] = self.limit_batches
         return config
 
     @property
@@ -81,6 +98,7 @@ class RunOptions:
     # Records finished before this time (UTC, provenance.utc_now format) do not count as done: set by --force,
     # so that a forced run resubmitted after a preemption still skips the record it has already written.
     done_after: str | None = None
+    retry_diverged: bool = False  # train runs whose latest record says they diverged again (else skipped)
 
 
 @dataclass
@@ -89,6 +107,7 @@ class SuiteOutcome:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # another process was training them
+    diverged: list[str] = field(default_factory=list)  # skipped: they diverged before (see retry_diverged)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,11 +123,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def expand(
-    suite: Suite, only: list[str] | None = None, seeds: list[int] | None = None, world_size: int = 1
+    suite: Suite,
+    only: list[str] | None = None,
+    seeds: list[int] | None = None,
+    world_size: int = 1,
+    limit_batches: int | None = None,
 ) -> list[Run]:
     tasks = suite.tasks if not only else [suite.task(name) for name in only]
     return [
-        Run(suite.name, task, method, seed, world_size)
+        Run(suite.name, task, method, seed, world_size, limit_batches)
         for task in tasks
         for method in task.methods
         for seed in (seeds if seeds is not None else task.seeds)
@@ -148,12 +171,72 @@ def _percent(fraction: float) -> float:
     return round(100.0 * fraction, 4)
 
 
+def with_options(run: Run, options: RunOptions) -> Run:
+    """The run as ``options`` train it: ``--limit-batches`` is part of a run's identity (a smoke run has an id of
+    its own), so a run built without the options' limit takes it."""
+    return run if run.limit_batches == options.limit_batches else replace(run, limit_batches=options.limit_batches)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _load_checkpoint(
+    path: Path, device: torch.device, set_aside: bool, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """The run's checkpoint; None when there is none or it cannot be read. An unreadable one is moved aside to
+    ``checkpoint.pt.corrupt-<UTC time>`` (by rank 0: ``set_aside``) and named in one line; the run starts over."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict):
+            raise ValueError(f"holds a {type(state).__name__}, not a checkpoint")
+        return state
+    except Exception as error:  # UnpicklingError, EOFError, RuntimeError (zip), ...: torch.load names no single one
+        if set_aside and path.exists():
+            aside = path.with_name(path.name + CORRUPT + utc_now().replace("-", "").replace(":", ""))
+            os.replace(path, aside)
+            log(f"{path} cannot be read ({type(error).__name__}: {_one_line(error)}); moved it to {aside} and "
+                "starting the run from scratch")
+        return None
+
+
+def _data_entry(data: PreparedData) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": data.name, "kind": data.kind, "source": data.source,
+                             "fingerprint": data.fingerprint}
+    if data.checksums:  # only files that differ from the published ones (data kind "unverified")
+        entry["checksums"] = data.checksums
+    return entry
+
+
+def _provenance(run: Run, device: torch.device) -> dict[str, Any]:
+    """Where the run's record came from (``tssl.provenance.run_environment``, with the TF32 settings its precision
+    trains under), its config and both hashes: the run's own and the seed-free one that groups its seeds."""
+    try:
+        with math_mode(run.task.precision, device):
+            environment = run_environment(device)
+    except PrecisionError:  # a precision this device cannot run (the failed record says so): the process's own
+        environment = run_environment(device)
+    return {**environment, "config": run.config, "config_hash": run.config_hash,
+            "task_config_hash": task_config_hash(run.config)}
+
+
 def execute_run(
-    run: Run, data: PreparedData, options: RunOptions, device: torch.device, show: bool, ranks: Ranks = SINGLE
+    run: Run,
+    data: PreparedData,
+    options: RunOptions,
+    device: torch.device,
+    show: bool,
+    ranks: Ranks = SINGLE,
+    log: Callable[[str], None] = print,
 ) -> dict | None:
-    """Train one run (resuming from its checkpoint) and return its record (None on ranks other than 0)."""
+    """Train one run (resuming from its checkpoint) and return its record (None on ranks other than 0).
+
+    Raises :class:`DivergenceError` when an epoch's training loss is not finite."""
     cpu_allocator.tune()  # once per process; workers started without the CLI get it here
-    task, limit, batch = run.task, options.limit_batches, run.global_batch
+    run = with_options(run, options)
+    task, limit, batch = run.task, run.limit_batches, run.global_batch
     distributed.check_global_batch(batch, ranks, f"task {task.name!r}")
     started_at = utc_now()
     method = _method_for(run)
@@ -172,17 +255,16 @@ def execute_run(
     history: list[dict[str, Any]] = []
     train_seconds = 0.0
     checkpoint = options.runs_dir / run.suite / run.run_id / CHECKPOINT
-    if checkpoint.exists() and not options.force:
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config_hash"] == run.config_hash and state.get("limit_batches") == limit:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            shuffle.set_state(state["shuffle_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            history, train_seconds = state["history"], state["train_seconds"]
-            started_at = state["started_at"]
+    state = None if options.force else _load_checkpoint(checkpoint, device, ranks.is_main, log)
+    if state is not None and state.get("config_hash") == run.config_hash and state.get("limit_batches") == limit:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        history, train_seconds = state["history"], state["train_seconds"]
+        started_at = state["started_at"]
     if ranks.rank > 0:  # its own dropout masks (the replicas' weights are equal already)
         torch.manual_seed(run.seed * 1_000_003 + ranks.rank * 1_009 + len(history))
     if device.type == "cuda":
@@ -205,6 +287,11 @@ def execute_run(
                 batches = data.batches(data.train, batch, shuffle, augment=True, limit=limit, ranks=ranks)
                 train_loss, train_acc = train_epoch(trained, loss_fn, optimizer, batches, device, reset, bar,
                                                     task.precision, ranks=ranks)
+            # The epoch's mean loss costs nothing more and is summed over ranks, so all ranks stop together (a
+            # per-batch check on one rank's share could leave the others waiting in a collective); a non-finite
+            # batch makes the mean non-finite, so at most one epoch is spent on a diverged run.
+            if not math.isfinite(train_loss):
+                raise DivergenceError(epoch, train_loss)
             epoch_train_seconds = time.perf_counter() - start
             val_acc = None
             if data.validation is not None:
@@ -257,10 +344,11 @@ def execute_run(
         "run_id": run.run_id,
         "status": "ok",
         "error": None,
+        "failure": None,
         "smoke": limit is not None,
         "limit_batches": limit,
         "deviations": task.deviations,
-        "data": {"name": data.name, "kind": data.kind, "source": data.source, "fingerprint": data.fingerprint},
+        "data": _data_entry(data),
         "steps": task.steps,
         "batch": {  # see TaskConfig.batch_semantics
             "semantics": task.batch_semantics,
@@ -289,12 +377,10 @@ def execute_run(
         },
         "paper": None if task.paper is None else task.paper.model_dump(),
         "provenance": {
-            **environment(device),
+            **_provenance(run, device),
             "implementation": method.provenance(model),
             "recipe": {"name": recipe.name, **recipe.details},
             "seed": run.seed,
-            "config": run.config,
-            "config_hash": run.config_hash,
             "started_at": started_at,
             "finished_at": utc_now(),
         },
@@ -306,8 +392,13 @@ def execute_run(
     return record
 
 
-def failed_record(run: Run, error: BaseException, options: RunOptions, device: torch.device) -> dict[str, Any]:
-    return {
+def failed_record(
+    run: Run, error: BaseException, options: RunOptions, device: torch.device, data: PreparedData | None = None
+) -> dict[str, Any]:
+    """The record of a run that failed: why (``failure``: ``diverged`` or ``error``), never made-up numbers."""
+    run = with_options(run, options)
+    diverged = isinstance(error, DivergenceError)
+    record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "suite": run.suite,
         "task": run.task.name,
@@ -317,20 +408,57 @@ def failed_record(run: Run, error: BaseException, options: RunOptions, device: t
         "seed": run.seed,
         "run_id": run.run_id,
         "status": "failed",
-        "error": f"{type(error).__name__}: {error}",
-        "smoke": options.limit_batches is not None,
-        "limit_batches": options.limit_batches,
+        "error": str(error) if diverged else f"{type(error).__name__}: {error}",
+        "failure": "diverged" if diverged else "error",
+        "smoke": run.limit_batches is not None,
+        "limit_batches": run.limit_batches,
         "deviations": run.task.deviations,
-        "provenance": {**environment(device), "config": run.config, "config_hash": run.config_hash,
-                       "finished_at": utc_now()},
+        "provenance": {**_provenance(run, device), "seed": run.seed, "finished_at": utc_now()},
     }
+    if data is not None:
+        record["data"] = _data_entry(data)
+    return record
 
 
-def _done_ids(store: Path, options: RunOptions) -> set[str]:
-    records = read_records(store)
+@dataclass(frozen=True)
+class RecordedRuns:
+    """What a results store says of each run id."""
+
+    done: set[str]  # a successful record
+    diverged: dict[str, str]  # run id -> the error of its latest record, which says it diverged
+
+
+def _stands_for_its_run_id(record: dict[str, Any]) -> bool:
+    """False for a smoke record written before smoke runs had ids of their own: it carries the full run's id."""
+    config = (record.get("provenance") or {}).get("config") or {}
+    return record.get("limit_batches") == config.get("limit_batches")
+
+
+def recorded_runs(store: Path, options: RunOptions) -> RecordedRuns:
+    """The runs the store holds as done or diverged (only records finished after ``options.done_after``)."""
+    records = [record for record in read_records(store) if _stands_for_its_run_id(record)]
     if options.done_after is not None:
         records = [r for r in records if r.get("provenance", {}).get("finished_at", "") >= options.done_after]
-    return finished_run_ids(records)
+    latest = latest_records(records)
+    done = {run_id for run_id, record in latest.items() if record.get("status") == "ok"}
+    diverged = {run_id: str(record.get("error")) for run_id, record in latest.items()
+                if record.get("status") == "failed" and record.get("failure") == "diverged"}
+    return RecordedRuns(done, diverged)
+
+
+def _clear_run_dir(run_dir: Path) -> None:
+    """Remove a run's folder once nothing is left to resume, except checkpoints set aside as corrupt."""
+    if not run_dir.is_dir():
+        return
+    for entry in run_dir.iterdir():
+        if CORRUPT in entry.name:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    with suppress(OSError):  # not empty: it keeps a corrupt checkpoint
+        run_dir.rmdir()
 
 
 @contextmanager
@@ -358,9 +486,11 @@ def perform_run(
 ) -> str:
     """Train one run unless it is done or being trained elsewhere, and append its record (rank 0).
 
-    Returns ``ran``, ``failed``, ``skipped`` (a record exists) or ``busy`` (another process holds the run).
-    The store is read after the run's lock is taken, so two processes never both train and record a run.
+    Returns ``ran``, ``failed``, ``skipped`` (a record exists), ``diverged`` (its latest record says it diverged,
+    and ``options`` do not ask to retry it) or ``busy`` (another process holds the run). The store is read after
+    the run's lock is taken, so two processes never both train and record a run.
     """
+    run = with_options(run, options)
     store = store_path(options.results_dir, run.suite)
     run_dir = options.runs_dir / run.suite / run.run_id
     with ExitStack() as held:
@@ -368,28 +498,33 @@ def perform_run(
         if ranks.is_main:
             if not held.enter_context(claim_run(run_dir)):
                 decision = "busy"
-            elif run.run_id in _done_ids(store, options):
-                shutil.rmtree(run_dir, ignore_errors=True)  # a checkpoint left by a crash after the record
-                decision = "skipped"
-            elif options.force:
+            else:
+                decision = _decide(run, recorded_runs(store, options), options, log)
+            if decision == "skipped":
+                _clear_run_dir(run_dir)  # a checkpoint left by a crash after the record
+            elif decision == "run" and options.force:
                 (run_dir / CHECKPOINT).unlink(missing_ok=True)
         decision = ranks.broadcast(decision)
         if decision != "run":
             return decision
         try:
-            record = execute_run(run, data, options, device, show, ranks)
+            record = execute_run(run, data, options, device, show, ranks, log)
         except KeyboardInterrupt:
             raise
-        except Exception as error:  # the run failed: record why, keep its checkpoint for a retry
+        except Exception as error:  # the run failed: record why; keep its checkpoint for a retry unless it diverged
             if ranks.is_main:
-                append_record(store, failed_record(run, error, options, device))
-                log(f"{run.run_id}: FAILED: {type(error).__name__}: {error}")
+                append_record(store, failed_record(run, error, options, device, data))
+                if isinstance(error, DivergenceError):  # its checkpoint holds the epochs that led there: start afresh
+                    _clear_run_dir(run_dir)
+                    log(f"{run.run_id}: FAILED: {error}; its checkpoint is removed")
+                else:
+                    log(f"{run.run_id}: FAILED: {type(error).__name__}: {error}")
             if os.environ.get("TSSL_DEBUG"):
                 traceback.print_exc()
             return "failed"
         if record is not None:
             append_record(store, record)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _clear_run_dir(run_dir)
             acc = record["accuracy"]
             log(
                 f"{run.run_id}: final {acc['final']:.2f} %, best {acc['best']:.2f} % "
@@ -397,6 +532,17 @@ def perform_run(
                 + ("  [smoke run]" if record["smoke"] else "")
             )
         return "ran"
+
+
+def _decide(run: Run, recorded: RecordedRuns, options: RunOptions, log: Callable[[str], None]) -> str:
+    """``skipped`` (done), ``diverged`` (not retried: a rerun would only diverge again) or ``run``."""
+    if run.run_id in recorded.done:
+        return "skipped"
+    if run.run_id in recorded.diverged and not (options.retry_diverged or options.force):
+        log(f"{run.run_id}: skipped as diverged ({recorded.diverged[run.run_id]}); to train it again from scratch: "
+            "--retry-diverged (or --force)")
+        return "diverged"
+    return "run"
 
 
 def load_datasets(runs: list[Run], device: torch.device) -> dict[tuple, PreparedData]:
@@ -441,7 +587,7 @@ def run_suite(
     """Run the suite's runs one after the other in this process; under ``torchrun``, each run on every rank."""
     ranks = distributed.ranks_from_environment()
     device = resolve_device(distributed.device_for(options.device, ranks))
-    runs = expand(suite, only, seeds, ranks.world_size)
+    runs = expand(suite, only, seeds, ranks.world_size, options.limit_batches)
     check_runs(runs, device)
     if options.force and options.done_after is None:
         options = replace(options, done_after=utc_now())

@@ -14,7 +14,9 @@ from pathlib import Path
 from tssl.executors import QUEUED_STATES, RUNNING_STATES, job_state, read_job_book
 from tssl.results import latest_records, read_records, store_path
 from tssl.runner import CHECKPOINT, expand
-from tssl.suites import Suite, describe_deviation
+from tssl.schema import task_config_hash
+from tssl.selection import describe_deviation
+from tssl.suites import Suite
 
 STATES = ("done", "running", "queued", "failed", "resumable", "not started")
 
@@ -41,13 +43,21 @@ def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunSta
     # Runs the store holds beyond the suite file's seeds and methods (e.g. `tssl run ... --seeds 3,4`): listed
     # too, so that status shows every run the report will count.
     listed = {row.run_id for row in rows}
-    tasks = {task.name for task in suite.tasks}
+    current = {task.name: task_config_hash(task.run_config()) for task in suite.tasks}
     for run_id, record in latest.items():
-        if run_id not in listed and record.get("task") in tasks:
+        if run_id not in listed and record.get("task") in current:
             state, detail = _state(record, book.get(run_id), runs_dir / suite.name / run_id / CHECKPOINT)
             deviations = record.get("deviations") or {}
-            why = ("settings overridden: " + ", ".join(describe_deviation(k, c) for k, c in deviations.items())
-                   if deviations else "not in the suite file's seeds or methods")
+            config = str((record.get("provenance") or {}).get("task_config_hash") or "")
+            if deviations:
+                why = "settings overridden: " + ", ".join(describe_deviation(k, c) for k, c in deviations.items())
+            elif record.get("smoke"):
+                why = "a smoke run (--limit-batches): never counts as the full run"
+            elif config != current[str(record["task"])]:
+                why = (f"an earlier configuration of the task (config {config.removeprefix('sha256:')[:8]}): "
+                       "the report shows it apart and never pools it with the current one")
+            else:
+                why = "not in the suite file's seeds or methods"
             rows.append(RunStatus(str(record["task"]), str(record.get("method")), int(record.get("seed", -1)),
                                   run_id, state, f"{detail} ({why})"))
     return rows

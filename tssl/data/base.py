@@ -17,7 +17,8 @@ import torch
 if TYPE_CHECKING:
     from tssl.distributed import Ranks
 
-DataKind = Literal["real", "generated", "reduced"]
+# unverified: files that claim to be the published data set but whose SHA-256 differs from the published one.
+DataKind = Literal["real", "generated", "reduced", "unverified"]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -61,6 +62,8 @@ class PreparedData:
     train_augment: Augment | None = None  # applied per batch, on the device, to training inputs only
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
+    # The files whose SHA-256 differs from the published one: {file: {"expected": hex, "actual": hex}}.
+    checksums: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.fingerprint:

@@ -6,8 +6,10 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tssl.data.base import PreparedData
+if TYPE_CHECKING:  # the registry itself is torch-free: suite files are validated on machines without torch
+    from tssl.data.base import PreparedData
 
 DATA_ROOT_ENV = "TSSL_DATA"
 

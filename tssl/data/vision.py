@@ -21,6 +21,7 @@ import hashlib
 import json
 import pickle
 import shutil
+import sys
 import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -196,6 +197,14 @@ def _kind(train: int, test: int, train_count: int, test_count: int) -> tuple[Dat
     return "reduced", [f"{train} train / {test} test images, not the published {train_count} / {test_count}"]
 
 
+def _checksum_mismatches(hashes: Mapping[str, str], published: Mapping[str, str] | None) -> dict[str, dict[str, str]]:
+    """The files whose SHA-256 is not the published one, with both hashes; {} when there are no constants."""
+    if published is None:
+        return {}
+    return {name: {"expected": published[name], "actual": hashes[name]}
+            for name in sorted(published) if hashes.get(name) != published[name]}
+
+
 def _check_steps(steps: int) -> None:
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")
@@ -367,9 +376,15 @@ def _load_idx(spec: IdxSpec, root: Path, steps: int, validation_fraction: float,
     train, validation = split_validation(full_train, validation_fraction, seed)
     kind, notes = _kind(len(full_train), len(test), spec.train_count, spec.test_count)
     notes.append(_manifest_note(manifest, spec.name))
+    mismatches = _checksum_mismatches(hashes, spec.sha256)
     if spec.sha256 is not None:
-        same = all(hashes[name] == spec.sha256[name] for name in IDX_FILES)
-        notes.append(f"files {'match' if same else 'DO NOT match'} the published {spec.title} SHA-256s")
+        notes.append(f"files {'DO NOT match' if mismatches else 'match'} the published {spec.title} SHA-256s")
+    # Only files taken for the published set are unverified: a reduced subset cannot match (its note says so).
+    checksums = mismatches if kind == "real" else {}
+    if checksums:
+        kind = "unverified"
+        print(f"warning: {spec.title} in {raw}: {', '.join(checksums)} differ from the published SHA-256s; "
+              "runs on it are recorded with data kind 'unverified'", file=sys.stderr)
     notes.append(f"Normalize({MNIST_MEAN}, {MNIST_STD}), no augmentation (spec section 4)")
     return PreparedData(
         name=spec.name,
@@ -382,6 +397,7 @@ def _load_idx(spec: IdxSpec, root: Path, steps: int, validation_fraction: float,
         test=test,
         fingerprint=_fingerprint(hashes),
         notes=notes,
+        checksums=checksums,
     )
 
 
