@@ -346,8 +346,8 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
     ok = [r for r in records if r["status"] == "ok"]
     failed = [r for r in records if r["status"] == "failed"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    document = _Document(FigureWriter(out_dir, [g.label for g in sorted(groups, key=lambda g: selection.method_key(
-        g.method))]))
+    document = _Document(FigureWriter(out_dir, [_series_label(g) for g in sorted(
+        groups, key=lambda g: selection.method_key(g.method))]))
 
     document.add(f"# Reproducibility report: suite `{suite}`", "")
     document.add(*_banner(groups))
@@ -625,9 +625,16 @@ def _series_flag(group: Group) -> str:
     return ", ".join(group.flags)
 
 
+def _series_label(group: Group) -> str:
+    """A group's name in a figure: the flags are drawn apart (``flagged``), so the name leaves them out."""
+    label = group.method + (f" ({group.recipe})" if group.recipe and group.recipe != "matched" else "")
+    return label + (f" [config {_short(group.config)}]" if group.current is False else "")
+
+
 def _accuracy_panel(task: str, groups: Sequence[Group], ref: TaskReference) -> AccuracyPanel:
     metric = ref.metric
-    series = [AccuracySeries(g.label, g.values(metric), g.seeds, _series_flag(g)) for g in groups if g.values(metric)]
+    series = [AccuracySeries(_series_label(g), g.values(metric), g.seeds, _series_flag(g)) for g in groups
+              if g.values(metric)]
     classes = _classes(groups)
     return AccuracyPanel(task, metric, f"{METRIC_TEXT[metric]} (%)", ref.paper_mark,
                          100.0 / classes if classes else None, series)
@@ -689,7 +696,7 @@ def _latency_section(document: _Document, groups: Sequence[Group], references: M
                  "t-band (none for one run); dotted: chance; dashed: the paper's number at all steps.", "")
     for task in tasks:
         task_groups = [g for g in groups if g.task == task and any(r.get("latency") for r in g.records)]
-        series = [LatencySeries(g.label, [[_num(v) for v in r.get("latency") or []] for r in g.records],
+        series = [LatencySeries(_series_label(g), [[_num(v) for v in r.get("latency") or []] for r in g.records],
                                 _series_flag(g)) for g in task_groups]
         classes = _classes(task_groups)
         figure = latency_figure(document.figures, task, series, 100.0 / classes if classes else None,
@@ -707,7 +714,7 @@ def _curves_section(document: _Document, groups: Sequence[Group], references: Ma
     document.add("Per-epoch test accuracy and training loss: mean over seeds with its 95 % t-band.", "")
     for task in tasks:
         task_groups = [g for g in groups if g.task == task and any(r.get("history") for r in g.records)]
-        series = [CurveSeries(g.label, [_history(r, "test_accuracy") for r in g.records],
+        series = [CurveSeries(_series_label(g), [_history(r, "test_accuracy") for r in g.records],
                               [_history(r, "train_loss") for r in g.records], _series_flag(g)) for g in task_groups]
         figure = curves_figure(document.figures, task, series, references[task].paper_mark)
         document.figure(f"{_file_stem(task)}-curves.png", f"{task}: training curves", _flags_of(task_groups), figure)
@@ -748,7 +755,8 @@ def _throughput_section(document: _Document, groups: Sequence[Group], ok: Sequen
                      _fmt(float(np.nanmean(sps)) if any(map(math.isfinite, sps)) else math.nan, 1),
                      _fmt(float(np.nanmean(memory)) if any(map(math.isfinite, memory)) else math.nan, 1),
                      ", ".join(f"`{k}`" for k in kinds) or "—"])
-        series.append(ThroughputSeries(group.task, group.label, sps, memory, ", ".join(kinds), _series_flag(group)))
+        series.append(ThroughputSeries(group.task, _series_label(group), sps, memory, ", ".join(kinds),
+                                       _series_flag(group)))
     document.add(caveat, "")
     document.table("in-run training throughput and peak memory per group (means over runs)", _flags_of(groups),
                    ["task", "method", "data", "n", "torch threads", "samples/s (in-run)", "peak memory (MiB)",
@@ -820,7 +828,7 @@ def _efficiency_section(document: _Document, groups: Sequence[Group], ok: Sequen
                    ["task", "method", "data", "n", "final accuracy", "SynOps / sample", "MACs", "ACs", "dense SynOps",
                     "energy / sample (J)", "firing rate", "spikes / sample", "activation sparsity", "parameters",
                     "footprint (bytes)", "connection sparsity"], rows)
-    points = [EfficiencyPoint(g.task, g.label, [float(_efficiency_of(r)["synops_total"]) for r in runs],
+    points = [EfficiencyPoint(g.task, _series_label(g), [float(_efficiency_of(r)["synops_total"]) for r in runs],
                               [float(r["accuracy"]["final"]) for r in runs], _series_flag(g)) for g, runs in measured]
     document.figure("efficiency.png", "Final-epoch accuracy vs synaptic operations per sample",
                     _flags_of(g for g, _ in measured), efficiency_figure(document.figures, points),

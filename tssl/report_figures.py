@@ -480,6 +480,9 @@ def _figure_legend(figure: Figure, axis: Axes, ncols: int) -> None:
     """The legend under the plot, never over the data."""
     handles, labels = axis.get_legend_handles_labels()
     if handles:
+        if max(len(label) for label in labels) > 40:  # long flagged names: fewer columns, wrapped, never clipped
+            ncols = 1 if max(len(label) for label in labels) > 70 else min(ncols, 2)
+            labels = [textwrap.fill(label, 90) for label in labels]
         legend = figure.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)),
                                fontsize=8, frameon=False)
         _flag_legend(legend)
