@@ -16,10 +16,10 @@ import torch
 
 from tssl.data import vision
 from tssl.data.base import TensorSplit
-from tssl.losses import make_loss
-from tssl.network import build_network
-from tssl.recipe import make_optimizer
-from tssl.train import evaluate, train_epoch
+from tssl.engine.losses import make_loss
+from tssl.engine.network import build_network
+from tssl.engine.recipe import make_optimizer
+from tssl.engine.train import evaluate, train_epoch
 
 pytestmark = pytest.mark.skipif(
     not vision.DEBIAN_FMNIST_DIR.is_dir(),
