@@ -36,7 +36,7 @@ import torch
 from snntorch import surrogate as snn_surrogate
 from torch import nn
 
-from tssl.engine.neuron import SURROGATE_ARG_CLAMP, SURROGATE_WIDTH
+from tssl.engine.neuron_base import SURROGATE_ARG_CLAMP, SURROGATE_WIDTH
 from tssl.methods import LossFn, ModelConfig, Recipe, check_recipe, matched_recipe
 
 from .common import (

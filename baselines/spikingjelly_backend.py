@@ -52,7 +52,7 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 from torch import nn
 
-from tssl.engine.neuron import SURROGATE_WIDTH
+from tssl.engine.neuron_base import SURROGATE_WIDTH
 from tssl.methods import LossFn, ModelConfig, Recipe, check_recipe, matched_recipe
 
 from .common import (

@@ -32,7 +32,8 @@ from test_neuron_reference import (
 
 import tssl.engine.kernels
 from tssl.engine.kernels import BACKEND_ENV, BackendError, neuron_backend, triton_available
-from tssl.engine.neuron import _BACKWARDS, GRAD_RULES, neuron_forward, tsslbp_neuron
+from tssl.engine.neuron import BACKWARDS, neuron_forward, tsslbp_neuron
+from tssl.engine.neuron_base import GRAD_RULES
 
 # The dispatch tests that never import triton run everywhere; the rest need it.
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not importable on this machine")
@@ -78,7 +79,7 @@ def assert_same_as_torch(kernels, x, g, setting, what, both_spike_inputs=False):
     grads = {}
     for rule in GRAD_RULES:
         grad = kernels.triton_neuron_backward(g, membrane, None, *setting, rule)
-        ref_grad = _BACKWARDS[rule](g.contiguous(), ref.membrane, ref.spikes, *setting)
+        ref_grad = BACKWARDS[rule](g.contiguous(), ref.membrane, ref.spikes, *setting)
         assert grad.dtype == ref_grad.dtype and grad.shape == x.shape
         assert_close_to_max_abs(grad, ref_grad.double().numpy(), rel, f"grad_x ({rule})", what)
         if both_spike_inputs:
@@ -264,9 +265,9 @@ def test_saved_membrane_interchangeable_with_torch_path(kernels):
     state = neuron_forward(x, *setting)
     assert membrane_triton.dtype == state.membrane.dtype
     for rule in GRAD_RULES:
-        torch_on_triton = _BACKWARDS[rule](g, membrane_triton, None, *setting)
+        torch_on_triton = BACKWARDS[rule](g, membrane_triton, None, *setting)
         triton_on_torch = kernels.triton_neuron_backward(g, state.membrane, None, *setting, rule)
-        reference = _BACKWARDS[rule](g, state.membrane, None, *setting)
+        reference = BACKWARDS[rule](g, state.membrane, None, *setting)
         for got in (torch_on_triton, triton_on_torch):
             assert_close_to_max_abs(got, reference.double().numpy(), REL_TOL[torch.float32], rule)
 
@@ -285,7 +286,7 @@ def test_half_inputs_keep_float32_state(kernels, dtype):
     assert_close_to_max_abs(membrane, ref.membrane.double().numpy(), 1e-6, "half membrane")
     assert_close_to_max_abs(trace, ref.trace.to(dtype).double().numpy(), 1e-2, "half trace")  # 8-bit mantissa
     grad = kernels.triton_neuron_backward(g32.to(dtype), membrane, spikes, *setting, "tsslbp")
-    expected = _BACKWARDS["tsslbp"](g32.to(dtype).float(), ref.membrane, ref.spikes, *setting)
+    expected = BACKWARDS["tsslbp"](g32.to(dtype).float(), ref.membrane, ref.spikes, *setting)
     assert grad.dtype == torch.float32
     assert_close_to_max_abs(grad, expected.double().numpy(), 1e-5, "half grad")
 

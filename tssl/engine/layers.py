@@ -24,15 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tssl.engine.neuron import (
-    GradRule,
-    _spike_increment,
-    check_grad_rule,
     membrane_backward,
     membrane_forward,
     psp_filter,
     trace_from_membrane,
     tsslbp_neuron_with_membrane,
 )
+from tssl.engine.neuron_base import GradRule, check_grad_rule, spike_increment
 from tssl.engine.neuron_compiled import compile_requested, compiled_pooled_trace
 
 POOL_GAIN = 1.1  # the authors' pooling: 1.1 x the sum over each window
@@ -302,7 +300,7 @@ class SpikingLinear(nn.Module):
         return _spiking_layer(x, self.weight, "linear", (), self.neuron, self.recompute)
 
 
-def _sum_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def sum_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """``avg_pool2d(x, k, stride=k) * (k * k * 1.1)`` bit for bit, about 3x faster on CPU: the window sum is
     accumulated over strided views in the kernel's order (row by row, left to right), then divided by k*k."""
     k = kernel_size
@@ -316,14 +314,14 @@ def _sum_pool(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
 
 def pooled_trace_from_membrane(membrane: torch.Tensor, kernel_size: int, threshold: float, tau_s: float):
-    """``_sum_pool(trace_from_membrane(membrane))``; with the compiled neuron in one pass that never writes the
+    """``sum_pool(trace_from_membrane(membrane))``; with the compiled neuron in one pass that never writes the
     full-size trace (the same operations in the same order, so the same bits)."""
     if compile_requested(membrane) and membrane.dim() == 5:
-        increment = _spike_increment(membrane.dtype, tau_s)
+        increment = spike_increment(membrane.dtype, tau_s)
         pooled = compiled_pooled_trace(membrane, tau_s, threshold, increment, kernel_size, POOL_GAIN)
         if pooled is not None:
             return pooled
-    return _sum_pool(trace_from_membrane(membrane, threshold, tau_s), kernel_size)
+    return sum_pool(trace_from_membrane(membrane, threshold, tau_s), kernel_size)
 
 
 def _pooled_recipe(recipe: RebuildRecipe, kernel_size: int) -> RebuildRecipe:
@@ -332,7 +330,7 @@ def _pooled_recipe(recipe: RebuildRecipe, kernel_size: int) -> RebuildRecipe:
     if not recipe.steps and isinstance(base, partial) and base.func is trace_from_membrane:
         return RebuildRecipe(partial(pooled_trace_from_membrane, kernel_size=kernel_size, **base.keywords), (),
                              recipe.tensors)
-    return recipe.then(partial(_sum_pool, kernel_size=kernel_size))
+    return recipe.then(partial(sum_pool, kernel_size=kernel_size))
 
 
 class _SumPoolFunction(torch.autograd.Function):
@@ -341,7 +339,7 @@ class _SumPoolFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, kernel_size):
         ctx.kernel_size, ctx.input_shape = kernel_size, x.shape
-        return _sum_pool(x, kernel_size)
+        return sum_pool(x, kernel_size)
 
     @staticmethod
     def backward(ctx, grad_out):

@@ -19,7 +19,7 @@ from tssl.engine.architecture import (
     with_dropout,
 )
 from tssl.engine.layers import PSPInput, SpikingConv2d, SpikingLinear, SpikingNeuron, SumPool2d, TimeSharedDropout
-from tssl.engine.neuron import GradRule, check_grad_rule
+from tssl.engine.neuron_base import GradRule, check_grad_rule
 
 
 @dataclass(frozen=True)

@@ -13,51 +13,26 @@ neuron's own trace are recomputed from them.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
-
 import torch
 
 from tssl.engine.kernels import neuron_backend
+from tssl.engine.neuron_base import (
+    INV_DU_CLAMP,
+    SURROGATE_ARG_CLAMP,
+    SURROGATE_WIDTH,
+    GradRule,
+    NeuronTrace,
+    check_grad_rule,
+    decays,
+    spike_increment,
+)
 from tssl.engine.neuron_compiled import compile_requested, compiled_backward, compiled_forward, compiled_trace
 from tssl.engine.precision import neuron_input
-
-GradRule = Literal["tsslbp", "surrogate"]
-GRAD_RULES: tuple[str, ...] = ("tsslbp", "surrogate")
-
-# Constants of the reference rule (spec section 2).
-INV_DU_CLAMP = 8.0  # |1/du| is clamped to this value
-SURROGATE_WIDTH = 0.2  # sigmoid surrogate: sigma'((u - V) / 0.2) / 0.2
-SURROGATE_ARG_CLAMP = 8.0  # the sigmoid's argument is clamped to [-8, 8]
-
-
-class NeuronTrace(NamedTuple):
-    """Every state sequence of one multi-step forward, each ``[T, ...]``."""
-
-    trace: torch.Tensor  # a: post-synaptic trace, what the layer passes on
-    membrane: torch.Tensor  # u: membrane potential before reset
-    spikes: torch.Tensor  # s: bool
-
-
-def check_grad_rule(grad: str) -> None:
-    if grad not in GRAD_RULES:
-        raise ValueError(f"grad={grad!r} is not a gradient rule; allowed: {', '.join(GRAD_RULES)}")
-
-
-def _decays(tau_m: float, tau_s: float) -> tuple[float, float]:
-    if tau_m < 1 or tau_s < 1:
-        raise ValueError(f"tau_m and tau_s must be >= 1 (decay 1 - 1/tau in [0, 1)); got {tau_m}, {tau_s}")
-    return 1.0 - 1.0 / tau_m, 1.0 - 1.0 / tau_s
-
-
-def _spike_increment(dtype: torch.dtype, tau_s: float) -> float:
-    """``1 / tau_s`` exactly as ``spike / tau_s`` rounds in ``dtype`` for a spike of 1, so that adding it with
-    ``alpha=`` (exact for a 0/1 spike) gives the same bits as dividing a float spike by ``tau_s``."""
-    return (torch.ones((), dtype=dtype) / tau_s).item()
 
 
 def psp_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
     """First-order synaptic filter over time: ``y[t] = (1 - 1/tau_s) y[t-1] + x[t] / tau_s``, ``y[-1] = 0``."""
-    _, syn_decay = _decays(1.0, tau_s)
+    _, syn_decay = decays(1.0, tau_s)
     if x.requires_grad and torch.is_grad_enabled():  # differentiable: plain out-of-place ops
         out = torch.empty_like(x)
         state = torch.zeros_like(x[0])
@@ -76,8 +51,8 @@ def psp_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
 def trace_from_membrane(membrane: torch.Tensor, threshold: float, tau_s: float) -> torch.Tensor:
     """The trace the neuron emitted, rebuilt from its pre-reset membrane ``u`` ``[T, ...]`` (spikes are
     ``u > threshold``): bit for bit what the forward returned, since it runs the same operations."""
-    _, syn_decay = _decays(1.0, tau_s)
-    increment = _spike_increment(membrane.dtype, tau_s)
+    _, syn_decay = decays(1.0, tau_s)
+    increment = spike_increment(membrane.dtype, tau_s)
     if compile_requested(membrane):  # the same fused code as the compiled forward's trace
         trace = compiled_trace(membrane, tau_s, threshold, increment)
         if trace is not None:
@@ -98,8 +73,8 @@ def trace_from_membrane(membrane: torch.Tensor, threshold: float, tau_s: float) 
 def _forward_torch(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Trace and pre-reset membrane, one step at a time:
     ``u[t] = am m[t-1] + x[t]``, ``s[t] = u[t] > V``, ``m[t] = u[t] (1 - s[t])``, ``a[t] = as a[t-1] + s[t]/tau_s``."""
-    mem_decay, syn_decay = _decays(tau_m, tau_s)
-    increment = _spike_increment(x.dtype, tau_s)
+    mem_decay, syn_decay = decays(tau_m, tau_s)
+    increment = spike_increment(x.dtype, tau_s)
     steps = x.shape[0]
     membrane = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     trace = torch.empty_like(membrane)
@@ -155,8 +130,8 @@ def _tsslbp_backward(grad_trace, membrane, spikes, tau_m, tau_s, threshold) -> t
     ``P[t] = clamp(1/du[t], 0, 8)`` (1/+0 = inf -> 8, du < 0 -> 0: the reference's ``-clamp(-1/du, -8, 0)``),
     ``du[t] = u[t] - m[t-1]``, ``m = u (1 - s)``.
     """
-    mem_decay, syn_decay = _decays(tau_m, tau_s)
-    increment = _spike_increment(membrane.dtype, tau_s)
+    mem_decay, syn_decay = decays(tau_m, tau_s)
+    increment = spike_increment(membrane.dtype, tau_s)
     switch = 1.0 / (4.0 * tau_s)
     steps = membrane.shape[0]
     grad_x = torch.empty_like(membrane)
@@ -206,7 +181,7 @@ def _surrogate_backward(grad_trace, membrane, spikes, tau_m, tau_s, threshold) -
 
     with ``dL/du[T] = 0``.
     """
-    mem_decay, syn_decay = _decays(tau_m, tau_s)
+    mem_decay, syn_decay = decays(tau_m, tau_s)
     steps = membrane.shape[0]
     grad_x = torch.empty_like(membrane)
     kernel_grad, grad_mem, surrogate, scratch = (torch.empty_like(membrane[0]) for _ in range(4))
@@ -230,7 +205,8 @@ def _surrogate_backward(grad_trace, membrane, spikes, tau_m, tau_s, threshold) -
     return grad_x
 
 
-_BACKWARDS = {"tsslbp": _tsslbp_backward, "surrogate": _surrogate_backward}
+# The PyTorch backward of each rule: the reference the compiled and Triton backwards are tested against.
+BACKWARDS = {"tsslbp": _tsslbp_backward, "surrogate": _surrogate_backward}
 
 
 def membrane_forward(
@@ -244,7 +220,7 @@ def membrane_forward(
         return (*triton_trace_and_membrane(x, tau_m, tau_s, threshold), "triton")
     # TSSL_NEURON_COMPILE=1: fused loops from torch.compile on CPU (tssl.engine.neuron_compiled), else eager.
     if compile_requested(x):
-        compiled = compiled_forward(x, tau_m, tau_s, threshold, _spike_increment(x.dtype, tau_s))
+        compiled = compiled_forward(x, tau_m, tau_s, threshold, spike_increment(x.dtype, tau_s))
         if compiled is not None:
             return (*compiled, "torch.compile")
     return (*_forward_torch(x, tau_m, tau_s, threshold), "torch")
@@ -265,14 +241,14 @@ def membrane_backward(
 
         return triton_neuron_backward(grad_trace, membrane, None, tau_m, tau_s, threshold, grad_rule)
     if kernel == "torch.compile":
-        increment = _spike_increment(membrane.dtype, tau_s)
+        increment = spike_increment(membrane.dtype, tau_s)
         constants = (1.0 / (4.0 * tau_s), INV_DU_CLAMP, SURROGATE_WIDTH, SURROGATE_ARG_CLAMP)
         grad_x = compiled_backward(
             grad_rule, grad_trace.contiguous(), membrane, tau_m, tau_s, threshold, increment, constants
         )
         if grad_x is not None:
             return grad_x
-    return _BACKWARDS[grad_rule](grad_trace.contiguous(), membrane, None, tau_m, tau_s, threshold)
+    return BACKWARDS[grad_rule](grad_trace.contiguous(), membrane, None, tau_m, tau_s, threshold)
 
 
 class _NeuronFunction(torch.autograd.Function):
@@ -299,7 +275,7 @@ class _NeuronFunction(torch.autograd.Function):
 
 def _check_neuron_args(x: torch.Tensor, tau_m: float, tau_s: float, grad: str) -> None:
     check_grad_rule(grad)
-    _decays(tau_m, tau_s)
+    decays(tau_m, tau_s)
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"x must be time-first [T, ...] with T >= 1; got shape {tuple(x.shape)}")
     if not x.is_floating_point():

@@ -53,7 +53,7 @@ def _trace(membrane, syn_decay: float, increment: float, threshold: float):
 
 
 def _pooled_trace(membrane, syn_decay: float, increment: float, threshold: float, kernel_size: int, gain: float):
-    """``tssl.engine.layers._sum_pool(_trace(membrane))`` for ``[T, B, C, H, W]`` without the full-size trace: the same
+    """``tssl.engine.layers.sum_pool(_trace(membrane))`` for ``[T, B, C, H, W]`` without the full-size trace: the same
     sums in the same order (window row by row, then / k*k, then * k*k*gain), so the same bits."""
     k = kernel_size
     height, width = membrane.shape[-2] // k * k, membrane.shape[-1] // k * k
@@ -228,7 +228,7 @@ def compiled_pooled_trace(
 
 
 def compiled_backward(rule: str, grad_trace, membrane, tau_m, tau_s, threshold, increment, constants):
-    """dL/dx for ``rule`` like ``tssl.engine.neuron._BACKWARDS[rule]``, or None if compiling failed."""
+    """dL/dx for ``rule`` like ``tssl.engine.neuron.BACKWARDS[rule]``, or None if compiling failed."""
     rows = (grad_trace.reshape(membrane.shape[0], -1), membrane.reshape(membrane.shape[0], -1))
     out = _run(rule, membrane.shape[0], membrane.dtype, *rows, tau_m, tau_s, threshold, increment, *constants)
     return None if out is None else out.reshape(membrane.shape)

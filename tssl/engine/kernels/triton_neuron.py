@@ -26,13 +26,13 @@ import triton
 import triton.language as tl
 
 from tssl.engine.kernels import require_triton_device, triton_interpreting
-from tssl.engine.neuron import (
+from tssl.engine.neuron_base import (
     INV_DU_CLAMP,
     SURROGATE_ARG_CLAMP,
     SURROGATE_WIDTH,
     NeuronTrace,
-    _decays,
     check_grad_rule,
+    decays,
 )
 
 BLOCK = 512  # neurons per program: 4 per thread at 4 warps, so loads of u and x are 16-byte vectors
@@ -225,7 +225,7 @@ def triton_trace_and_membrane(
 def _forward(
     x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, with_spikes: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    mem_decay, syn_decay = _decays(tau_m, tau_s)
+    mem_decay, syn_decay = decays(tau_m, tau_s)
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor; got {x.dtype}")
     require_triton_device(x)
@@ -267,12 +267,12 @@ def triton_neuron_backward(
     threshold: float,
     grad_rule: str,
 ) -> torch.Tensor:
-    """``tssl.engine.neuron._BACKWARDS[grad_rule]`` as one Triton launch: dL/dx, shaped and typed like ``membrane``.
+    """``tssl.engine.neuron.BACKWARDS[grad_rule]`` as one Triton launch: dL/dx, shaped and typed like ``membrane``.
 
     ``spikes=None`` (what ``tssl.engine.neuron`` saves) recomputes them in the kernel as ``membrane > threshold``.
     """
     check_grad_rule(grad_rule)
-    mem_decay, syn_decay = _decays(tau_m, tau_s)
+    mem_decay, syn_decay = decays(tau_m, tau_s)
     shapes = [tuple(t.shape) for t in (grad_trace, membrane, spikes) if t is not None]
     if len(set(shapes)) != 1:
         raise ValueError(f"grad_trace, membrane and spikes must have one shape; got {', '.join(map(str, shapes))}")
