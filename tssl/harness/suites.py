@@ -65,9 +65,9 @@ def _engine_available() -> bool:
 def _engine_method_names() -> tuple[str, ...] | None:
     if not _engine_available():
         return None
-    from tssl.methods import METHODS
+    from tssl.methods import method_names
 
-    return tuple(METHODS)
+    return method_names()
 
 
 class TaskConfig(BaseModel):
