@@ -324,6 +324,43 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
                  bench_records: Sequence[dict] = ()) -> ReportOutput:
     """As :func:`write_report`, returning the figure titles and verdicts as well (for tests and tools)."""
     out_dir = Path(out_dir)
+    standing = _standing_records(suite, records)
+    records = standing.records
+    tasks = sorted({r["task"] for r in records})
+    references = _references(tasks, records, suite_tasks)
+    current = ({t: ref.config for t, ref in references.items() if ref.config} if suite_tasks is not None
+               else selection.latest_configs(records))
+    groups = selection.group_records(records, current)
+    ok = [r for r in records if r["status"] == "ok"]
+    failed = [r for r in records if r["status"] == "failed"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = _Document(FigureWriter(out_dir, [_series_label(g) for g in sorted(
+        groups, key=lambda g: selection.method_key(g.method))]))
+    _header(document, suite, standing, groups, references, suite_tasks)
+    verdicts = _accuracy_section(document, groups, references)
+    _configurations_section(document, groups, references)
+    _latency_section(document, groups, references)
+    _curves_section(document, groups, references)
+    _throughput_section(document, groups, ok, suite_tasks, bench_records)
+    has_efficiency = _efficiency_section(document, groups, ok)
+    _failed_section(document, failed, number=7 if has_efficiency else 6)
+    index = out_dir / "index.md"
+    index.write_text("\n".join(document.lines).rstrip("\n") + "\n", encoding="utf-8")
+    return ReportOutput(index, dict(document.figures.titles), verdicts)
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """The suite's records that stand (the latest of each run id), those they superseded, and the other suites
+    whose records were given and left out."""
+
+    records: list[dict]
+    replaced: list[dict]
+    other_suites: list[str]
+
+
+def _standing_records(suite: str, records: list[dict]) -> _Standing:
+    """Validate ``records`` and keep the suite's standing ones; a :class:`ReportError` when none is left."""
     if not records:
         raise ReportError(f"no records for suite {suite!r}: the results store is empty, so there is nothing to report.")
     for position, record in enumerate(records, start=1):
@@ -337,18 +374,15 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
                           f"{', '.join(map(repr, other_suites))}.")
     stands = latest_records(records)
     replaced = [r for r in records if stands[r["run_id"]] is not r]
-    records = [r for r in records if stands[r["run_id"]] is r]
-    tasks = sorted({r["task"] for r in records})
-    references = _references(tasks, records, suite_tasks)
-    current = ({t: ref.config for t, ref in references.items() if ref.config} if suite_tasks is not None
-               else selection.latest_configs(records))
-    groups = selection.group_records(records, current)
+    return _Standing([r for r in records if stands[r["run_id"]] is r], replaced, other_suites)
+
+
+def _header(document: _Document, suite: str, standing: _Standing, groups: Sequence[Group],
+            references: Mapping[str, TaskReference], suite_tasks: dict[str, dict] | None) -> None:
+    """The title, the banner of flagged runs, what the report was made from, and the tasks."""
+    records, replaced = standing.records, standing.replaced
     ok = [r for r in records if r["status"] == "ok"]
     failed = [r for r in records if r["status"] == "failed"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    document = _Document(FigureWriter(out_dir, [_series_label(g) for g in sorted(
-        groups, key=lambda g: selection.method_key(g.method))]))
-
     document.add(f"# Reproducibility report: suite `{suite}`", "")
     document.add(*_banner(groups))
     generated = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -356,26 +390,20 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
                  f"records" + (f"; {len(replaced)} superseded by a later record of the same run, the last ok one "
                                "wins" if replaced else "") + ")")
     document.add(*_superseded_lines(replaced))
-    if other_suites:
-        document.add(f"- Ignored: records of other suites ({', '.join(map(_md, other_suites))})")
+    if standing.other_suites:
+        document.add(f"- Ignored: records of other suites ({', '.join(map(_md, standing.other_suites))})")
     document.add(*_provenance_lines(ok + failed), *_seed_lines(groups, references), "")
-    document.add(*_task_lines(tasks, references, suite_tasks))
-    verdicts = _accuracy_section(document, groups, references)
-    _configurations_section(document, groups, references)
-    _latency_section(document, groups, references)
-    _curves_section(document, groups, references)
-    _throughput_section(document, groups, ok, suite_tasks, bench_records)
-    has_efficiency = _efficiency_section(document, groups, ok)
-    document.add(f"## {7 if has_efficiency else 6}. Failed runs", "")
+    document.add(*_task_lines(sorted({r["task"] for r in records}), references, suite_tasks))
+
+
+def _failed_section(document: _Document, failed: Sequence[dict], number: int) -> None:
+    document.add(f"## {number}. Failed runs", "")
     if not failed:
         document.add("None.", "")
-    else:
-        document.add("These runs failed; they enter no number in this report.", "")
-        document.table("failed runs", [], ["task", "method", "recipe", "seed", "run_id", "failure", "error"],
-                       _failed_rows(failed))
-    index = out_dir / "index.md"
-    index.write_text("\n".join(document.lines).rstrip("\n") + "\n", encoding="utf-8")
-    return ReportOutput(index, dict(document.figures.titles), verdicts)
+        return
+    document.add("These runs failed; they enter no number in this report.", "")
+    document.table("failed runs", [], ["task", "method", "recipe", "seed", "run_id", "failure", "error"],
+                   _failed_rows(failed))
 
 
 # --------------------------------------------------------------------------------------------------------------
