@@ -1,9 +1,9 @@
 """The authors' optimisation recipe: AdamW (weight decay 0.01), global grad-norm clip 1, weights clamped to
-[-4, 4] after every step (spec section 3)."""
+[-4, 4] after every step (spec section 3). The step that applies it is ``tssl.engine.train.train_step``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -46,18 +46,3 @@ def clip_and_step(params: list[nn.Parameter], optimizer: torch.optim.Optimizer) 
             param.clamp_(-WEIGHT_CLAMP, WEIGHT_CLAMP)
     return total_norm
 
-
-def train_step(
-    net: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One training step of the recipe; returns (loss, output traces)."""
-    optimizer.zero_grad(set_to_none=True)
-    output = net(inputs)
-    loss = loss_fn(output, labels)
-    loss.backward()
-    clip_and_step([p for p in net.parameters() if p.grad is not None], optimizer)
-    return loss.detach(), output.detach()

@@ -1,7 +1,10 @@
-"""The training and evaluation loop, shared by every method so that none re-implements it."""
+"""The training and evaluation loop, shared by every method so that none re-implements it: the one optimiser step
+(:func:`train_step`, which ``tssl bench`` times), the one epoch loop (:func:`fit`, which the runner trains every
+run with), evaluation and the latency curve."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -18,18 +21,38 @@ from tssl.engine.recipe import clip_and_step
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ResetFn = Callable[[nn.Module], None]
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became non-finite (the runner records the run as failed, ``diverged``)."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(f"diverged at epoch {epoch}: non-finite training loss ({loss})")
 
 
 @dataclass
 class EpochRecord:
     epoch: int
     train_loss: float  # mean loss per sample
-    train_accuracy: float
+    train_accuracy: float  # accuracies are fractions in [0, 1]
     test_accuracy: float
-    seconds: float
+    seconds: float  # training and evaluation
+    validation_accuracy: float | None = None
+    train_seconds: float = 0.0  # training alone
 
 
-def _no_reset(_model: nn.Module) -> None:
+@dataclass(frozen=True)
+class EpochBars:
+    """The epoch loop's progress bars: one over the epochs, labelled ``label`` (None: no such bar), at line
+    ``position``, and one over each epoch's ``batches`` (None: the batches' len() if they have one) below it."""
+
+    label: str | None = None
+    position: int = 0
+    batches: int | None = None
+
+
+def no_reset(_model: nn.Module) -> None:
     """The native engine keeps no state between batches."""
 
 
@@ -39,9 +62,9 @@ def _show_progress(progress: bool | None) -> bool:
 
 def evaluate(
     model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Batches,
     device: torch.device | str = "cpu",
-    reset: ResetFn = _no_reset,
+    reset: ResetFn = no_reset,
     precision: str = DEFAULT_PRECISION,
     *,
     ranks: Ranks = SINGLE,
@@ -72,7 +95,7 @@ def train_step(
     inputs: torch.Tensor,
     labels: torch.Tensor,
     device: torch.device | str = "cpu",
-    reset: ResetFn = _no_reset,
+    reset: ResetFn = no_reset,
     precision: str = DEFAULT_PRECISION,
     weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,9 +115,9 @@ def train_epoch(
     model: nn.Module,
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Batches,
     device: torch.device | str = "cpu",
-    reset: ResetFn = _no_reset,
+    reset: ResetFn = no_reset,
     progress_bar: tqdm | None = None,
     precision: str = DEFAULT_PRECISION,
     *,
@@ -133,37 +156,87 @@ def fit(
     model: nn.Module,
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    train_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    test_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    train_batches: Callable[[], Batches],
+    test_batches: Callable[[], Batches],
     epochs: int,
     device: torch.device | str = "cpu",
-    reset: ResetFn = _no_reset,
+    reset: ResetFn = no_reset,
     progress: bool | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     precision: str = DEFAULT_PRECISION,
+    *,
+    validation_batches: Callable[[], Batches] | None = None,
+    first_epoch: int = 1,
+    ranks: Ranks = SINGLE,
+    wrapped: nn.Module | None = None,
+    bars: EpochBars = EpochBars(),
 ) -> list[EpochRecord]:
-    """Train for ``epochs`` and evaluate after each; ``train_batches()`` yields a fresh epoch of batches."""
+    """The epoch loop: train epochs ``first_epoch`` to ``epochs`` and evaluate after each; the runner trains every
+    run through it, and the learning tests do too.
+
+    ``train_batches()`` yields a fresh epoch of batches, ``test_batches()`` and ``validation_batches()`` (if given)
+    the evaluation batches. ``model`` is evaluated and reset (``reset(model)``, before every batch); ``wrapped``
+    (DistributedDataParallel's wrapper of ``model`` over several ``ranks``) is what steps, when given.
+    ``on_epoch(record)`` runs after each epoch's evaluation (the runner's checkpoint). Raises
+    :class:`DivergenceError`, before evaluating, when an epoch's mean training loss is not finite.
+    """
     history: list[EpochRecord] = []
     show = _show_progress(progress)
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        batches = train_batches()
-        total = len(batches) if hasattr(batches, "__len__") else None
-        with tqdm(total=total, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not show) as bar:
-            train_loss, train_acc = train_epoch(model, loss_fn, optimizer, batches, device, reset, bar, precision)
-        test_acc = evaluate(model, test_batches(), device, reset, precision)
-        record = EpochRecord(epoch, train_loss, train_acc, test_acc, time.perf_counter() - start)
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+    with tqdm(total=epochs, initial=first_epoch - 1, desc=bars.label, position=bars.position, leave=False,
+              disable=not show or bars.label is None) as epoch_bar:
+        for epoch in range(first_epoch, epochs + 1):
+            record = _run_epoch(epoch, model, loss_fn, optimizer, train_batches, test_batches, validation_batches,
+                                device, reset, precision, ranks, model if wrapped is None else wrapped, bars, show)
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            epoch_bar.update(1)
+            epoch_bar.set_postfix(test_acc=f"{record.test_accuracy:.3f}")
     return history
+
+
+def _run_epoch(
+    epoch: int,
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    train_batches: Callable[[], Batches],
+    test_batches: Callable[[], Batches],
+    validation_batches: Callable[[], Batches] | None,
+    device: torch.device | str,
+    reset: ResetFn,
+    precision: str,
+    ranks: Ranks,
+    stepping: nn.Module,
+    bars: EpochBars,
+    show: bool,
+) -> EpochRecord:
+    """One epoch of :func:`fit`: train, check the loss, evaluate."""
+    start = time.perf_counter()
+    batches = train_batches()
+    total = bars.batches if bars.batches is not None else (len(batches) if hasattr(batches, "__len__") else None)
+    with tqdm(total=total, desc=f"epoch {epoch}", position=bars.position + 1, leave=False, disable=not show) as bar:
+        train_loss, train_accuracy = train_epoch(stepping, loss_fn, optimizer, batches, device,
+                                                 lambda _stepping: reset(model), bar, precision, ranks=ranks)
+    # The epoch's mean loss costs nothing more and is summed over ranks, so all ranks stop together (a per-batch
+    # check on one rank's share could leave the others waiting in a collective); a non-finite batch makes the
+    # mean non-finite, so at most one epoch is spent on a diverged run.
+    if not math.isfinite(train_loss):
+        raise DivergenceError(epoch, train_loss)
+    train_seconds = time.perf_counter() - start
+    validation_accuracy = None
+    if validation_batches is not None:
+        validation_accuracy = evaluate(model, validation_batches(), device, reset, precision, ranks=ranks)
+    test_accuracy = evaluate(model, test_batches(), device, reset, precision, ranks=ranks)
+    return EpochRecord(epoch, train_loss, train_accuracy, test_accuracy, time.perf_counter() - start,
+                       validation_accuracy, train_seconds)
 
 
 def latency_curve(
     model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Batches,
     device: torch.device | str = "cpu",
-    reset: ResetFn = _no_reset,
+    reset: ResetFn = no_reset,
     precision: str = DEFAULT_PRECISION,
     *,
     ranks: Ranks = SINGLE,

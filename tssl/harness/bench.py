@@ -44,7 +44,7 @@ from tssl.engine.architecture import ArchitectureError, parse_architecture
 from tssl.engine.neuron_compiled import COMPILE_ENV
 from tssl.engine.precision import PrecisionError, autocast, check_precision, describe, math_mode
 from tssl.engine.recipe import make_optimizer
-from tssl.engine.train import train_step as recipe_step
+from tssl.engine.train import no_reset, train_step
 from tssl.harness import cpu_allocator
 from tssl.harness.provenance import environment, utc_now
 from tssl.methods import ModelConfig, build_native, get_method, training_recipe
@@ -271,9 +271,12 @@ class Contender:
     def params(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-
-def _no_reset(_model: nn.Module) -> None:
-    """The native network and the floor keep no state between batches."""
+    def step(self, inputs: torch.Tensor, labels: torch.Tensor, precision: str, device: torch.device) -> None:
+        """One step of the recipe, the one the epoch loop runs (``tssl.engine.train.train_step``), in the
+        contender's environment."""
+        with self.active():
+            train_step(self.model, self.loss_fn, self.optimizer, self.params, inputs, labels, device, self.reset,
+                       precision)
 
 
 def build_contender(label: str, net: BenchNet, device: torch.device, seed: int = 0) -> Contender:
@@ -289,7 +292,7 @@ def build_contender(label: str, net: BenchNet, device: torch.device, seed: int =
         model = floor_network(build_native(config, "tsslbp"))
         loss_fn: Callable = task_loss
         optimizer = make_optimizer(model.parameters(), net.task.lr)
-        reset = _no_reset
+        reset = no_reset  # the floor keeps no state between batches
 
         def implementation() -> dict:
             return {"engine": "floor", "neuron": "x * 1.0 (tssl.measure.floor.FloorNeuron)", "torch": torch.__version__}
@@ -323,14 +326,6 @@ def random_batch(net: BenchNet, device: torch.device, seed: int = 0) -> tuple[to
     return inputs.to(device), labels.to(device)
 
 
-def train_step(contender: Contender, inputs: torch.Tensor, labels: torch.Tensor, precision: str,
-               device: torch.device) -> None:
-    """One step of the recipe, the one ``tssl.engine.train.train_epoch`` runs, in the contender's environment."""
-    with contender.active():
-        recipe_step(contender.model, contender.loss_fn, contender.optimizer, contender.params, inputs, labels,
-                    device, contender.reset, precision)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -339,7 +334,7 @@ def _sync(device: torch.device) -> None:
 def _timed_step(contender: Contender, batch, precision: str, device: torch.device) -> None:
     _sync(device)
     start = time.perf_counter()
-    train_step(contender, *batch, precision, device)
+    contender.step(*batch, precision, device)
     _sync(device)
     contender.step_seconds.append(time.perf_counter() - start)
     contender.optimizer.zero_grad(set_to_none=True)
@@ -356,7 +351,7 @@ def run_rounds(contenders: list[Contender], batch, precision: str, device: torch
         for contender in running[shift:] + running[:shift]:
             try:
                 if round_index < warmup:
-                    train_step(contender, *batch, precision, device)
+                    contender.step(*batch, precision, device)
                     contender.optimizer.zero_grad(set_to_none=True)
                 else:
                     _timed_step(contender, batch, precision, device)
@@ -459,7 +454,7 @@ def measure_memory(contender: Contender, batch, precision: str, device: torch.de
     allocation above them during the step (activations, gradients, temporaries)."""
 
     def step() -> None:
-        train_step(contender, *batch, precision, device)
+        contender.step(*batch, precision, device)
         _sync(device)
 
     contender.optimizer.zero_grad(set_to_none=True)
@@ -556,7 +551,7 @@ def add_memory(records: list[dict[str, Any]], net: BenchNet, device: torch.devic
         try:
             contender = build_contender(record["method"], net, device)
             with math_mode(options.precision, device):
-                train_step(contender, *batch, options.precision, device)
+                contender.step(*batch, options.precision, device)
             record["memory"] = measure_memory(contender, batch, options.precision, device, cpu_peak)
         except Exception as error:  # memory is one column; a failure there leaves the timing standing
             record["memory"]["error"] = f"{type(error).__name__}: {error}"

@@ -11,13 +11,11 @@ be read is moved aside (``checkpoint.pt.corrupt-<UTC time>``) and the run starts
 from __future__ import annotations
 
 import fcntl
-import math
 import os
 import random
 import resource
 import shutil
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -34,25 +32,18 @@ from tssl.data.registry import load_data
 from tssl.engine import distributed
 from tssl.engine.distributed import SINGLE, Ranks
 from tssl.engine.precision import PrecisionError, autocast, check_precision, math_mode
-from tssl.engine.train import evaluate, latency_curve, train_epoch
+from tssl.engine.train import DivergenceError, EpochBars, EpochRecord, LossFn, fit, latency_curve
 from tssl.harness import cpu_allocator
 from tssl.harness.provenance import run_environment, utc_now
 from tssl.harness.suites import NATIVE_ONLY, Suite, SuiteError, TaskConfig
 from tssl.measure.metrics import measure_efficiency
-from tssl.methods import NATIVE_METHODS, Method, ModelConfig, get_method, training_recipe
+from tssl.methods import NATIVE_METHODS, Method, ModelConfig, Recipe, get_method, training_recipe
 from tssl.records.schema import config_hash, task_config_hash
 from tssl.records.store import SCHEMA_VERSION, append_record, latest_records, read_records, store_path
 
 CHECKPOINT = "checkpoint.pt"
 CORRUPT = ".corrupt-"  # checkpoint.pt.corrupt-<UTC time>: an unreadable checkpoint, kept for inspection
 LOCK = "lock"  # held (flock) by the process training the run
-
-
-class DivergenceError(RuntimeError):
-    """The training loss became non-finite: the run ends as a failed record marked ``diverged``."""
-
-    def __init__(self, epoch: int, loss: float) -> None:
-        super().__init__(f"diverged at epoch {epoch}: non-finite training loss ({loss})")
 
 
 @dataclass(frozen=True)
@@ -223,6 +214,28 @@ def _provenance(run: Run, device: torch.device) -> dict[str, Any]:
             "task_config_hash": task_config_hash(run.config)}
 
 
+@dataclass
+class Trainee:
+    """A run's model and everything that trains it, built afresh and seeded with the run's seed."""
+
+    method: Method
+    model: torch.nn.Module
+    wrapped: torch.nn.Module  # DistributedDataParallel's wrapper of the model over several ranks, else the model
+    recipe: Recipe
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    shuffle: torch.Generator  # draws each epoch's order of the training set
+
+
+@dataclass
+class RunProgress:
+    """What a run has done so far; its checkpoint carries it from one epoch (and process) to the next."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per finished epoch
+    train_seconds: float = 0.0
+    started_at: str = ""
+
+
 def execute_run(
     run: Run,
     data: PreparedData,
@@ -237,104 +250,152 @@ def execute_run(
     Raises :class:`DivergenceError` when an epoch's training loss is not finite."""
     cpu_allocator.tune()  # once per process; workers started without the CLI get it here
     run = with_options(run, options)
-    task, limit, batch = run.task, run.limit_batches, run.global_batch
-    distributed.check_global_batch(batch, ranks, f"task {task.name!r}")
+    distributed.check_global_batch(run.global_batch, ranks, f"task {run.task.name!r}")
     started_at = utc_now()
-    method = _method_for(run)
-    _seed_everything(run.seed)
-    config = ModelConfig.from_task(task, data.input_shape, data.classes)
-    model = method.build(config).to(device)
-    trained = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
-
-    def reset(_trained: torch.nn.Module) -> None:  # the method's state lives in the model, not in DDP's wrapper
-        method.reset(model)
-
-    recipe = training_recipe(method, config, task.task_loss())
-    loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
-    optimizer = recipe.make_optimizer(model.parameters(), task.lr)
-    shuffle = torch.Generator().manual_seed(run.seed)
-    history: list[dict[str, Any]] = []
-    train_seconds = 0.0
-    checkpoint = options.runs_dir / run.suite / run.run_id / CHECKPOINT
-    state = None if options.force else _load_checkpoint(checkpoint, device, ranks.is_main, log)
-    if state is not None and state.get("config_hash") == run.config_hash and state.get("limit_batches") == limit:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        shuffle.set_state(state["shuffle_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        history, train_seconds = state["history"], state["train_seconds"]
-        started_at = state["started_at"]
+    trainee = build_trainee(run, data, device, ranks)
+    progress = resume(run, trainee, checkpoint_path(run, options), options, device, ranks, log, started_at)
     if ranks.rank > 0:  # its own dropout masks (the replicas' weights are equal already)
-        torch.manual_seed(run.seed * 1_000_003 + ranks.rank * 1_009 + len(history))
+        torch.manual_seed(run.seed * 1_000_003 + ranks.rank * 1_009 + len(progress.history))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    def test_batches(shared: bool = True):
-        if shared:  # each rank its share of every global batch
-            return data.batches(data.test, batch, limit=limit, ranks=ranks)
-        # Rank 0 alone, in batches no larger than its share, so that it fits where the training did.
-        share = -(-batch // ranks.world_size)
-        return data.batches(data.test, share, limit=None if limit is None else limit * ranks.world_size)
-
-    train_per_epoch = min(len(data.train), (limit or sys.maxsize) * batch)
-    with tqdm(total=task.epochs, initial=len(history), desc=run.run_id, position=1, leave=False,
-              disable=not show) as epoch_bar:
-        for epoch in range(len(history) + 1, task.epochs + 1):
-            start = time.perf_counter()
-            total = data.batch_count(data.train, batch, limit)
-            with tqdm(total=total, desc=f"epoch {epoch}", position=2, leave=False, disable=not show) as bar:
-                batches = data.batches(data.train, batch, shuffle, augment=True, limit=limit, ranks=ranks)
-                train_loss, train_acc = train_epoch(trained, loss_fn, optimizer, batches, device, reset, bar,
-                                                    task.precision, ranks=ranks)
-            # The epoch's mean loss costs nothing more and is summed over ranks, so all ranks stop together (a
-            # per-batch check on one rank's share could leave the others waiting in a collective); a non-finite
-            # batch makes the mean non-finite, so at most one epoch is spent on a diverged run.
-            if not math.isfinite(train_loss):
-                raise DivergenceError(epoch, train_loss)
-            epoch_train_seconds = time.perf_counter() - start
-            val_acc = None
-            if data.validation is not None:
-                val_acc = evaluate(model, data.batches(data.validation, batch, limit=limit, ranks=ranks), device,
-                                   method.reset, task.precision, ranks=ranks)
-            test_acc = evaluate(model, test_batches(), device, method.reset, task.precision, ranks=ranks)
-            history.append({
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_accuracy": _percent(train_acc),
-                "validation_accuracy": None if val_acc is None else _percent(val_acc),
-                "test_accuracy": _percent(test_acc),
-                "seconds": time.perf_counter() - start,
-            })
-            train_seconds += epoch_train_seconds
-            if ranks.is_main:  # the replicas are equal: one checkpoint, in the single-process format
-                _save_atomically({
-                    "config_hash": run.config_hash,
-                    "limit_batches": limit,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "shuffle_rng": shuffle.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "history": history,
-                    "train_seconds": train_seconds,
-                    "started_at": started_at,
-                }, checkpoint)
-            epoch_bar.update(1)
-            epoch_bar.set_postfix(test_acc=f"{test_acc:.3f}")
-
-    latency = [_percent(a) for a in latency_curve(model, test_batches(), device, method.reset, task.precision,
-                                                  ranks=ranks)]
+    train_run(run, trainee, progress, data, options, device, show, ranks)
+    latency = [_percent(a) for a in latency_curve(trainee.model, _test_batches(run, data, ranks), device,
+                                                  trainee.method.reset, run.task.precision, ranks=ranks)]
     if not ranks.is_main:
         return None
-    peak, memory_kind = _peak_memory(device)
+    memory = _peak_memory(device)
     # After the memory peak is read, so that the metrics' own bookkeeping does not count as the run's memory.
-    with math_mode(task.precision, device), autocast(task.precision, device):
-        efficiency = measure_efficiency(model, test_batches(shared=False), device, method.reset)
-    tests = [h["test_accuracy"] for h in history]
-    best_epoch = int(np.argmax(tests)) + 1
-    record: dict[str, Any] = {
+    with math_mode(run.task.precision, device), autocast(run.task.precision, device):
+        efficiency = measure_efficiency(trainee.model, _test_batches(run, data, ranks, shared=False), device,
+                                        trainee.method.reset)
+    return run_record(run, data, trainee, progress, latency, efficiency, memory, device, ranks)
+
+
+def build_trainee(run: Run, data: PreparedData, device: torch.device, ranks: Ranks) -> Trainee:
+    """The run's method and its model (initialised after seeding with the run's seed), recipe and optimiser."""
+    method = _method_for(run)
+    _seed_everything(run.seed)
+    config = ModelConfig.from_task(run.task, data.input_shape, data.classes)
+    model = method.build(config).to(device)
+    wrapped = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
+    recipe = training_recipe(method, config, run.task.task_loss())
+    loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
+    optimizer = recipe.make_optimizer(model.parameters(), run.task.lr)
+    return Trainee(method, model, wrapped, recipe, loss_fn, optimizer, torch.Generator().manual_seed(run.seed))
+
+
+def checkpoint_path(run: Run, options: RunOptions) -> Path:
+    return options.runs_dir / run.suite / run.run_id / CHECKPOINT
+
+
+def resume(
+    run: Run,
+    trainee: Trainee,
+    checkpoint: Path,
+    options: RunOptions,
+    device: torch.device,
+    ranks: Ranks,
+    log: Callable[[str], None],
+    started_at: str,
+) -> RunProgress:
+    """The run's progress from its checkpoint, whose model, optimiser and RNG states it restores into
+    ``trainee``; a fresh start without a checkpoint of this run (``--force``, another config or limit)."""
+    state = None if options.force else _load_checkpoint(checkpoint, device, ranks.is_main, log)
+    if state is None or state.get("config_hash") != run.config_hash or state.get("limit_batches") != run.limit_batches:
+        return RunProgress(started_at=started_at)
+    trainee.model.load_state_dict(state["model"])
+    trainee.optimizer.load_state_dict(state["optimizer"])
+    trainee.shuffle.set_state(state["shuffle_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return RunProgress(state["history"], state["train_seconds"], state["started_at"])
+
+
+def save_checkpoint(run: Run, trainee: Trainee, progress: RunProgress, path: Path, device: torch.device) -> None:
+    """Everything :func:`resume` needs to go on after the last finished epoch, written atomically."""
+    _save_atomically({
+        "config_hash": run.config_hash,
+        "limit_batches": run.limit_batches,
+        "model": trainee.model.state_dict(),
+        "optimizer": trainee.optimizer.state_dict(),
+        "shuffle_rng": trainee.shuffle.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "history": progress.history,
+        "train_seconds": progress.train_seconds,
+        "started_at": progress.started_at,
+    }, path)
+
+
+def train_run(
+    run: Run,
+    trainee: Trainee,
+    progress: RunProgress,
+    data: PreparedData,
+    options: RunOptions,
+    device: torch.device,
+    show: bool,
+    ranks: Ranks,
+) -> None:
+    """Train the run's remaining epochs with the engine's epoch loop (``tssl.engine.train.fit``), adding each
+    finished epoch to ``progress`` and checkpointing it."""
+    task, limit, batch = run.task, run.limit_batches, run.global_batch
+    checkpoint = checkpoint_path(run, options)
+
+    def finished(epoch: EpochRecord) -> None:
+        progress.history.append(_history_entry(epoch))
+        progress.train_seconds += epoch.train_seconds
+        if ranks.is_main:  # the replicas are equal: one checkpoint, in the single-process format
+            save_checkpoint(run, trainee, progress, checkpoint, device)
+
+    def validation_batches():
+        return data.batches(data.validation, batch, limit=limit, ranks=ranks)
+
+    fit(trainee.model, trainee.loss_fn, trainee.optimizer,
+        lambda: data.batches(data.train, batch, trainee.shuffle, augment=True, limit=limit, ranks=ranks),
+        lambda: _test_batches(run, data, ranks), task.epochs, device, trainee.method.reset, show, finished,
+        task.precision, validation_batches=None if data.validation is None else validation_batches,
+        first_epoch=len(progress.history) + 1, ranks=ranks, wrapped=trainee.wrapped,
+        bars=EpochBars(run.run_id, position=1, batches=data.batch_count(data.train, batch, limit)))
+
+
+def _history_entry(epoch: EpochRecord) -> dict[str, Any]:
+    """An epoch as the record's history keeps it: accuracies in percent."""
+    validation = epoch.validation_accuracy
+    return {
+        "epoch": epoch.epoch,
+        "train_loss": epoch.train_loss,
+        "train_accuracy": _percent(epoch.train_accuracy),
+        "validation_accuracy": None if validation is None else _percent(validation),
+        "test_accuracy": _percent(epoch.test_accuracy),
+        "seconds": epoch.seconds,
+    }
+
+
+def _test_batches(run: Run, data: PreparedData, ranks: Ranks, shared: bool = True):
+    batch, limit = run.global_batch, run.limit_batches
+    if shared:  # each rank its share of every global batch
+        return data.batches(data.test, batch, limit=limit, ranks=ranks)
+    # Rank 0 alone, in batches no larger than its share, so that it fits where the training did.
+    share = -(-batch // ranks.world_size)
+    return data.batches(data.test, share, limit=None if limit is None else limit * ranks.world_size)
+
+
+def run_record(
+    run: Run,
+    data: PreparedData,
+    trainee: Trainee,
+    progress: RunProgress,
+    latency: list[float],
+    efficiency: dict[str, Any],
+    memory: tuple[int, str],
+    device: torch.device,
+    ranks: Ranks,
+) -> dict[str, Any]:
+    """The record of a finished run (docs/results-format.md)."""
+    task, history = run.task, progress.history
+    return {
         "schema": SCHEMA_VERSION,
         "suite": run.suite,
         "task": task.name,
@@ -346,51 +407,70 @@ def execute_run(
         "status": "ok",
         "error": None,
         "failure": None,
-        "smoke": limit is not None,
-        "limit_batches": limit,
+        "smoke": run.limit_batches is not None,
+        "limit_batches": run.limit_batches,
         "deviations": task.deviations,
         "data": _data_entry(data),
         "steps": task.steps,
-        "batch": {  # see TaskConfig.batch_semantics
-            "semantics": task.batch_semantics,
-            "size": task.batch_size,
-            "global": batch,
-            "per_rank": -(-batch // ranks.world_size),  # the largest share (shares differ by at most one)
-            "world_size": ranks.world_size,
-            "backend": torch.distributed.get_backend() if ranks.active else None,
-        },
+        "batch": _batch_entry(run, ranks),
         "epochs": len(history),
-        "accuracy": {
-            "final": tests[-1],
-            "best": tests[best_epoch - 1],
-            "best_epoch": best_epoch,
-            "validation_selected": None,
-            "validation_selected_epoch": None,
-        },
+        "accuracy": _accuracy_entry(history, validated=data.validation is not None),
         "history": history,
         "latency": latency,
         "efficiency": efficiency,
-        "timing": {
-            "train_seconds": train_seconds,
-            "samples_per_second": train_per_epoch * len(history) / train_seconds if train_seconds else None,
-            "peak_memory_bytes": peak,
-            "memory_kind": memory_kind,
-        },
+        "timing": _timing_entry(run, data, progress, memory),
         "paper": None if task.paper is None else task.paper.model_dump(),
         "provenance": {
             **_provenance(run, device),
-            "implementation": method.provenance(model),
-            "recipe": {"name": recipe.name, **recipe.details},
+            "implementation": trainee.method.provenance(trainee.model),
+            "recipe": {"name": trainee.recipe.name, **trainee.recipe.details},
             "seed": run.seed,
-            "started_at": started_at,
+            "started_at": progress.started_at,
             "finished_at": utc_now(),
         },
     }
-    if data.validation is not None:
+
+
+def _batch_entry(run: Run, ranks: Ranks) -> dict[str, Any]:
+    """Both batch sizes of the run (see TaskConfig.batch_semantics)."""
+    return {
+        "semantics": run.task.batch_semantics,
+        "size": run.task.batch_size,
+        "global": run.global_batch,
+        "per_rank": -(-run.global_batch // ranks.world_size),  # the largest share (shares differ by at most one)
+        "world_size": ranks.world_size,
+        "backend": torch.distributed.get_backend() if ranks.active else None,
+    }
+
+
+def _accuracy_entry(history: list[dict[str, Any]], validated: bool) -> dict[str, Any]:
+    """Final, best and (with a validation split) validation-selected test accuracy, from the history."""
+    tests = [h["test_accuracy"] for h in history]
+    best_epoch = int(np.argmax(tests)) + 1
+    accuracy: dict[str, Any] = {
+        "final": tests[-1],
+        "best": tests[best_epoch - 1],
+        "best_epoch": best_epoch,
+        "validation_selected": None,
+        "validation_selected_epoch": None,
+    }
+    if validated:
         chosen = int(np.argmax([h["validation_accuracy"] for h in history]))
-        record["accuracy"]["validation_selected"] = tests[chosen]
-        record["accuracy"]["validation_selected_epoch"] = chosen + 1
-    return record
+        accuracy["validation_selected"] = tests[chosen]
+        accuracy["validation_selected_epoch"] = chosen + 1
+    return accuracy
+
+
+def _timing_entry(run: Run, data: PreparedData, progress: RunProgress, memory: tuple[int, str]) -> dict[str, Any]:
+    train_per_epoch = min(len(data.train), (run.limit_batches or sys.maxsize) * run.global_batch)
+    seconds, epochs = progress.train_seconds, len(progress.history)
+    peak, memory_kind = memory
+    return {
+        "train_seconds": seconds,
+        "samples_per_second": train_per_epoch * epochs / seconds if seconds else None,
+        "peak_memory_bytes": peak,
+        "memory_kind": memory_kind,
+    }
 
 
 def failed_record(
