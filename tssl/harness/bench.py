@@ -47,13 +47,13 @@ from tssl.engine.recipe import make_optimizer
 from tssl.engine.train import no_reset, train_step
 from tssl.harness import cpu_allocator
 from tssl.harness.provenance import environment, utc_now
-from tssl.methods import ModelConfig, build_native, get_method, training_recipe
+from tssl.methods import ModelConfig, build_native, get_method, method_names, training_recipe
 from tssl.records.schema import BENCH_KIND, BENCH_MEMORY_KINDS, BENCH_SCHEMA_VERSION, BENCH_STORE_NAME, FLOOR
 from tssl.records.store import append_record
 
 BENCH_SCHEMA = BENCH_SCHEMA_VERSION
 STORE_NAME = BENCH_STORE_NAME
-METHOD_NAMES = ("tssl", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
+METHOD_NAMES = (*method_names(), FLOOR)  # every registered method (tssl.methods.registry), and the floor
 DEFAULT_METHODS = ("tssl", "tssl[compiled]", "tssl-surrogate", "snntorch", "spikingjelly", FLOOR)
 # tssl[compiled]: TSSL_NEURON_COMPILE=1 (CPU); tssl[recompute]: the task key recompute (tssl.engine.layers);
 # tssl[compiled+recompute]: both.
