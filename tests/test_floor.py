@@ -34,5 +34,5 @@ def test_floor_computes_the_layers_without_the_neuron():
 
 
 def test_floor_needs_a_spiking_neuron():
-    with pytest.raises(ValueError, match=r"no tssl\.layers\.SpikingNeuron"):
+    with pytest.raises(ValueError, match=r"no tssl\.engine\.layers\.SpikingNeuron"):
         floor_network(nn.Linear(2, 2))

@@ -69,7 +69,7 @@ def test_authors_layout_formula():
 
 
 def test_authors_layout_needs_spiking_neurons():
-    with pytest.raises(ValueError, match=r"no tssl\.layers\.SpikingNeuron"):
+    with pytest.raises(ValueError, match=r"no tssl\.engine\.layers\.SpikingNeuron"):
         authors_layout_bytes(nn.Linear(2, 2), torch.randn(1, 2))
 
 
