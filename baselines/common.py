@@ -2,7 +2,7 @@
 
 A baseline network is the TSSL-BP network of the same :class:`~tssl.methods.ModelConfig` with only the
 spiking neuron swapped: :func:`build_baseline_network` builds the native network with
-:func:`tssl.network.build_network` (same architecture parsing, shape checks, per-step conv / linear without
+:func:`tssl.engine.network.build_network` (same architecture parsing, shape checks, per-step conv / linear without
 bias, 1.1 x sum pooling, time-shared dropout, weight init drawn in the same order from the same RNG) and
 replaces the TSSL-BP neuron of every conv / linear layer by a :class:`BaselineNeuron`: the framework's LIF
 (input current ``[T, ...]`` to spikes ``[T, ...]``) followed by the synapse.
@@ -10,8 +10,8 @@ replaces the TSSL-BP neuron of every conv / linear layer by a :class:`BaselineNe
 Two synapses, chosen by the recipe (``docs/baselines.md``):
 
 - ``psp`` (recipe ``matched``): the TSSL-BP model exactly. The input is the static image as a constant
-  current over T steps, filtered by the first-order PSP filter (``tssl.layers.PSPInput``), and every layer
-  passes its PSP trace ``a[t] = (1 - 1/tau_s) a[t-1] + s[t]/tau_s`` (``tssl.neuron.psp_filter``) on, not its
+  current over T steps, filtered by the first-order PSP filter (``tssl.engine.layers.PSPInput``), and every layer
+  passes its PSP trace ``a[t] = (1 - 1/tau_s) a[t-1] + s[t]/tau_s`` (``tssl.engine.neuron.psp_filter``) on, not its
   spikes. Neither framework's LIF has this synapse; it is applied here, outside the framework's neuron, with
   autograd through it. The output is the output layer's trace.
 - ``spike`` (recipe ``native``): what both frameworks' tutorials build: the image as a constant current over
@@ -28,10 +28,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from tssl.layers import PSPInput, SpikingConv2d, SpikingLinear
+from tssl.engine.layers import PSPInput, SpikingConv2d, SpikingLinear
+from tssl.engine.neuron import psp_filter
+from tssl.engine.precision import neuron_input
 from tssl.methods import ModelConfig, build_native
-from tssl.neuron import psp_filter
-from tssl.precision import neuron_input
 
 RECIPE_SYNAPSE = {"matched": "psp", "native": "spike"}
 
@@ -45,7 +45,8 @@ class BackendFallbackNotice(RuntimeWarning):
 
 
 class LIFSequences(NamedTuple):
-    """A framework LIF layer's state over time, each ``[T, ...]``, as :func:`tssl.neuron.neuron_forward` names it."""
+    """A framework LIF layer's state over time, each ``[T, ...]``, as :func:`tssl.engine.neuron.neuron_forward`
+    names it."""
 
     membrane: torch.Tensor  # u[t], before reset
     spikes: torch.Tensor  # s[t], bool

@@ -36,8 +36,8 @@ import torch
 from snntorch import surrogate as snn_surrogate
 from torch import nn
 
+from tssl.engine.neuron_base import SURROGATE_ARG_CLAMP, SURROGATE_WIDTH
 from tssl.methods import LossFn, ModelConfig, Recipe, check_recipe, matched_recipe
-from tssl.neuron import SURROGATE_ARG_CLAMP, SURROGATE_WIDTH
 
 from .common import (
     RECIPE_SYNAPSE,

@@ -52,8 +52,8 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 from torch import nn
 
+from tssl.engine.neuron_base import SURROGATE_WIDTH
 from tssl.methods import LossFn, ModelConfig, Recipe, check_recipe, matched_recipe
-from tssl.neuron import SURROGATE_WIDTH
 
 from .common import (
     RECIPE_SYNAPSE,

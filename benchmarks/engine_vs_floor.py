@@ -2,13 +2,13 @@
 
     python benchmarks/engine_vs_floor.py [--nets mnist,fmnist,cifar10] [--rounds 7] [--cifar-batch 4] [--compile]
 
-One step = forward, kernel loss, backward, grad-norm clip, AdamW, weight clamp (tssl.recipe.train_step), T = 5.
+One step = forward, kernel loss, backward, grad-norm clip, AdamW, weight clamp (tssl.engine.train.train_step), T = 5.
 Contenders: ``tssl`` (TSSL-BP backward), ``tssl-surrogate`` and ``floor`` (the same network with every neuron
-replaced by ``x * 1.0``, tssl.floor). All run in this process on the same inputs and weights, alternating in
+replaced by ``x * 1.0``, tssl.measure.floor). All run in this process on the same inputs and weights, alternating in
 rounds; the table gives median ms and the ratio to the floor, so it means something on a loaded machine where
-absolute times do not. Saved activations are bytes kept by autograd per sample (tssl.memory), next to the
+absolute times do not. Saved activations are bytes kept by autograd per sample (tssl.measure.memory), next to the
 authors' layout computed from the architecture. ``--compile`` adds the two rules again with the neuron
-compiled by torch.compile (``TSSL_NEURON_COMPILE=1``, tssl.neuron_compiled) and prints the compile times.
+compiled by torch.compile (``TSSL_NEURON_COMPILE=1``, tssl.engine.neuron_compiled) and prints the compile times.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from dataclasses import dataclass
 
 import torch
 
-from tssl import cpu_allocator
-from tssl.floor import floor_network
-from tssl.losses import KernelLoss
-from tssl.memory import authors_layout_bytes, saved_activation_bytes
-from tssl.network import build_network
-from tssl.neuron_compiled import COMPILE_ENV, COMPILE_SECONDS
-from tssl.recipe import make_optimizer, train_step
+from tssl.engine.losses import KernelLoss
+from tssl.engine.network import build_network
+from tssl.engine.neuron_compiled import COMPILE_ENV, COMPILE_SECONDS
+from tssl.engine.recipe import make_optimizer
+from tssl.engine.train import train_step
+from tssl.harness import cpu_allocator
+from tssl.measure.floor import floor_network
+from tssl.measure.memory import authors_layout_bytes, saved_activation_bytes
 
 STEPS = 5
 TAU_S = 3.0
@@ -77,12 +78,13 @@ def time_steps(bench: Bench, batch: int, rounds: int, compiled: bool, lr: float 
     contenders, inputs, labels = make_contenders(bench, batch, compiled)
     loss_fn = KernelLoss(STEPS, TAU_S)
     optimizers = {name: make_optimizer(model.parameters(), lr) for name, model in contenders.items()}
+    params = {name: [p for p in model.parameters() if p.requires_grad] for name, model in contenders.items()}
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for round_index in range(rounds + 1):  # round 0 warms up (first-call allocations, optimiser state)
         for name, model in contenders.items():
             os.environ[COMPILE_ENV] = "1" if name.endswith(COMPILED) else "0"
             start = time.perf_counter()
-            train_step(model, loss_fn, optimizers[name], inputs, labels)
+            train_step(model, loss_fn, optimizers[name], params[name], inputs, labels)
             elapsed = time.perf_counter() - start
             if round_index:
                 times[name].append(elapsed * 1e3)

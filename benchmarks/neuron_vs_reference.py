@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tssl.neuron import tsslbp_neuron
+from tssl.engine.neuron import tsslbp_neuron
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 

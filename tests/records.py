@@ -1,9 +1,9 @@
 """SYNTHETIC run records for the tests of the analysis side (report, check, stats, schema, store).
 
 Every record made here is SYNTHETIC: invented accuracies, timings and provenance, built to be valid under
-tssl/schema.py (schema 2) the way tssl.runner writes them. None of these numbers come from a real run, and none
-may be quoted as results. Imported by the tests as a plain module (pytest puts tests/ on sys.path), like
-tiny_suites.
+tssl/records/schema.py (schema 2) the way tssl.harness.runner writes them. None of these numbers come from a
+real run, and none may be quoted as results. Imported by the tests as a plain module (pytest puts tests/ on
+sys.path), like tiny_suites.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from tssl.results import append_record
-from tssl.schema import RUN_SCHEMA_VERSION, config_hash, task_config_hash
+from tssl.records.schema import RUN_SCHEMA_VERSION, config_hash, task_config_hash
+from tssl.records.store import append_record
 
 SUITE = "synth"
 SOURCE = "SYNTHETIC test fixture (invented numbers)"
@@ -25,7 +25,7 @@ PAPER = {"metric": "best", "mean": 97.0, "std": 0.1, "best": 97.2, "source": "SY
 GIT_SHA = "feedc0de" * 5
 FINISHED_AT = "2026-01-01T00:01:00Z"
 
-# A digits task's run config as tssl.suites.TaskConfig.run_config() gives it (every key but methods, seeds,
+# A digits task's run config as tssl.harness.suites.TaskConfig.run_config() gives it (every key but methods, seeds,
 # paper, tolerance and description); tests/test_schema.py checks that suite_yaml() loads back to it.
 _BASE_CONFIG: dict[str, Any] = {
     "dataset": "digits", "architecture": "16C3-P2-64", "padding": 1, "conv_weight_scale": 1.0,
@@ -84,7 +84,7 @@ def synthetic_record(
     finished_at: str = FINISHED_AT,
     samples_per_second: float | None = None,
 ) -> dict[str, Any]:
-    """One SYNTHETIC run record, valid under tssl/schema.py (schema 2), shaped as tssl.runner writes it.
+    """One SYNTHETIC run record, valid under tssl/records/schema.py (schema 2), shaped as tssl.harness.runner writes it.
 
     ``base``: the task config to start from (default :func:`task_config` with 3 epochs; pass a loaded suite task's
     ``run_config()`` to make records of that suite). ``epochs`` and ``recipe`` change it when given.
@@ -197,7 +197,7 @@ def suite_yaml(name: str = SUITE, tasks: Sequence[str] = ("digits-cnn",), *, met
 
 
 def write_store(path: Path, records: Iterable[Mapping[str, Any]]) -> Path:
-    """Append ``records`` to the store at ``path`` through tssl.results (each validated on write)."""
+    """Append ``records`` to the store at ``path`` through tssl.records.store (each validated on write)."""
     for record in records:
         append_record(path, dict(record))
     return path

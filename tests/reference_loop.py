@@ -1,6 +1,6 @@
 """Slow, per-neuron reference of the TSSL-BP neuron, written from docs/tsslbp-spec.md sections 1 and 2.
 
-It is written straight from the spec text, independently of the engine (``tssl/neuron.py``), and on purpose
+It is written straight from the spec text, independently of the engine (``tssl/engine/neuron.py``), and on purpose
 uses a different formulation: plain Python floats (float64), explicit loops over neurons and over time, the
 kernel term ``K[t]`` as the explicit full-future window sum (O(T^2)), and ``n(t)`` found by explicit search.
 The surrogate rule is plain BPTT through the same forward, differentiated by hand with an explicit reverse

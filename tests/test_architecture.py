@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tssl.architecture import ArchitectureError, ConvSpec, DropoutSpec, LinearSpec, PoolSpec, parse_architecture
-from tssl.layers import SpikingConv2d, SumPool2d, TimeSharedDropout
-from tssl.network import build_network, predict
+from tssl.engine.architecture import ArchitectureError, ConvSpec, DropoutSpec, LinearSpec, PoolSpec, parse_architecture
+from tssl.engine.layers import SpikingConv2d, SumPool2d, TimeSharedDropout
+from tssl.engine.network import build_network, predict
 
 PAPER_NETWORKS = [
     ("15C5-P2-40C5-P2-300", (1, 28, 28), 0, [(15, 1, 5, 5), (40, 15, 5, 5), (300, 640), (10, 300)]),

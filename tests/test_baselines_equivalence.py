@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from tssl.data.digits import load_digits_split
-from tssl.losses import make_loss
+from tssl.engine.losses import make_loss
+from tssl.engine.neuron import neuron_forward, psp_filter, tsslbp_neuron
+from tssl.engine.neuron_base import SURROGATE_ARG_CLAMP, SURROGATE_WIDTH
 from tssl.methods import ModelConfig, get_method
-from tssl.neuron import SURROGATE_ARG_CLAMP, SURROGATE_WIDTH, neuron_forward, psp_filter, tsslbp_neuron
 from tssl_baselines import snntorch_backend, spikingjelly_backend
 from tssl_baselines.common import copy_weights
 

@@ -1,4 +1,4 @@
-"""Each baseline learns the digits with the shared loop (tssl.train.fit), both recipes, seeded.
+"""Each baseline learns the digits with the shared loop (tssl.engine.train.fit), both recipes, seeded.
 
 Settings beside the native engine's digits run: 16C3-P2-64, padding 1, T=5, batch 32, lr 5e-3, 4 epochs,
 kernel loss for the matched recipe. Chance is 0.1. The native recipes read out the output spike count,
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from tssl.data.digits import CLASSES, INPUT_SHAPE, load_digits_split
-from tssl.losses import make_loss
+from tssl.engine.losses import make_loss
+from tssl.engine.train import fit
 from tssl.methods import ModelConfig, get_method, training_recipe
-from tssl.train import fit
 
 STEPS, BATCH, LR, EPOCHS, SEED = 5, 32, 5e-3, 4, 0
 BARS = {"matched": 0.85, "native": 0.7}

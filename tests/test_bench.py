@@ -10,10 +10,10 @@ import statistics
 import pytest
 import torch
 
-from tssl.bench import BenchOptions, resolve_nets, run_bench
-from tssl.bench_report import format_table, load_bench_records, write_bench_report
 from tssl.cli import main
-from tssl.report import ReportError, load_records
+from tssl.harness.bench import BenchOptions, resolve_nets, run_bench
+from tssl.records.bench_report import format_table, load_bench_records, write_bench_report
+from tssl.records.report import ReportError, load_records
 
 NET = "4C3-P2-16"
 SHAPE = "1,8,8"
@@ -165,8 +165,8 @@ def test_bad_numbers_are_refused_by_the_parser(args, capsys):
 
 
 def test_compiled_contenders_run_under_their_own_environment(monkeypatch):
-    from tssl.bench import build_contender, resolve_methods
-    from tssl.neuron_compiled import COMPILE_ENV
+    from tssl.engine.neuron_compiled import COMPILE_ENV
+    from tssl.harness.bench import build_contender, resolve_methods
 
     monkeypatch.delenv(COMPILE_ENV, raising=False)
     cpu = torch.device("cpu")
@@ -183,7 +183,7 @@ def test_compiled_contenders_run_under_their_own_environment(monkeypatch):
 
 
 def test_the_compiled_neuron_is_refused_off_the_cpu():
-    from tssl.bench import BenchError, resolve_methods
+    from tssl.harness.bench import BenchError, resolve_methods
 
     with pytest.raises(BenchError, match=r"the compiled neuron .* is a CPU path"):
         resolve_methods(["tssl[compiled]"], torch.device("cuda"))
@@ -195,7 +195,7 @@ def test_the_fmnist_cnn_preset_takes_its_suite_settings():
 
 
 def test_default_methods_add_the_compiled_engine_on_a_cpu_only():
-    from tssl.bench import default_methods
+    from tssl.harness.bench import default_methods
 
     cpu, cuda = default_methods(torch.device("cpu")), default_methods(torch.device("cuda"))
     assert cpu == ["tssl", "tssl[compiled]", "tssl-surrogate", "snntorch", "spikingjelly", "floor"]
@@ -243,7 +243,7 @@ def test_each_device_threads_precision_gets_its_own_figure(tmp_path):
 
 
 def test_the_floor_ratio_pairs_rounds_of_one_run_else_takes_the_medians():
-    from tssl.bench_report import floor_ratio
+    from tssl.records.bench_report import floor_ratio
 
     tssl, floor = _setting()
     paired = floor_ratio(tssl, floor)
@@ -264,7 +264,7 @@ def test_the_floor_ratio_pairs_rounds_of_one_run_else_takes_the_medians():
 def test_the_bench_figure_draws_time_over_floor_with_its_spread_and_the_floor_at_one():
     from matplotlib.colors import to_rgba
 
-    from tssl.bench_report import bench_figure, floor_ratio
+    from tssl.records.bench_report import bench_figure, floor_ratio
 
     tssl, floor = _setting()
     figure = bench_figure([tssl, floor], "tssl bench — cpu, 1 torch thread, fp32")

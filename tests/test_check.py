@@ -1,4 +1,4 @@
-"""`tssl check` (tssl/check.py): the regression gate against a reference, and `tssl check --paper`.
+"""`tssl check` (tssl/records/check.py): the regression gate against a reference, and `tssl check --paper`.
 
 Each failure issue 13 lists for the old gate is reproduced here: a 3-seed reference passed with one seed, on
 generated data and with `epochs` overridden, and the reference's config hash (which held the seed) was never
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from records import PAPER, current_config, seeds_of, suite_task, suite_yaml, synthetic_record, write_store
 
-from tssl.check import (
+from tssl.cli import main
+from tssl.records.check import (
     CONFIG_CHANGED,
     MISSING,
     MISSING_SEEDS,
@@ -30,9 +31,8 @@ from tssl.check import (
     make_reference,
     passed,
 )
-from tssl.cli import main
-from tssl.report import build_report
-from tssl.stats import INCONCLUSIVE, NOT_REPRODUCED, REGRESSION_RULE, REPRODUCED
+from tssl.records.report import build_report
+from tssl.records.stats import INCONCLUSIVE, NOT_REPRODUCED, REGRESSION_RULE, REPRODUCED
 
 TASK = "digits-cnn"
 
@@ -222,8 +222,8 @@ def test_check_paper_after_an_lr_edit_uses_only_the_new_configuration() -> None:
     [([96.8, 96.9, 97.0], REPRODUCED), ([96.0, 97.5, 96.7], INCONCLUSIVE), ([93.0, 93.2], NOT_REPRODUCED)],
 )
 def test_check_paper_and_the_report_give_the_same_verdict(tmp_path: Path, finals: list[float], expected: str) -> None:
-    """Both select through tssl.selection and decide through tssl.stats: on the same records, the same verdict
-    for the same group (here with an earlier configuration and a smoke run in the store)."""
+    """Both select through tssl.records.selection and decide through tssl.records.stats: on the same records, the
+    same verdict for the same group (here with an earlier configuration and a smoke run in the store)."""
     records = [*seeds_of(finals), *seeds_of([60.0, 61.0, 60.5], config={"lr": 0.02}),
                synthetic_record(seed=9, final=50.0, smoke=True)]
     output = build_report("synth", records, tmp_path, suite_tasks={TASK: suite_task()})

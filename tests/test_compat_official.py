@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tssl.compat import official
-from tssl.layers import SpikingConv2d, SpikingLinear, SumPool2d, TimeSharedDropout
-from tssl.losses import CountLoss, KernelLoss
+from tssl.engine.layers import SpikingConv2d, SpikingLinear, SumPool2d, TimeSharedDropout
+from tssl.engine.losses import CountLoss, KernelLoss
 
 CONFIGS = Path(__file__).parent / "configs" / "official"
 # file -> (input shape, steps, weight shapes in the authors' parameter order)

@@ -1,4 +1,4 @@
-"""tssl.cpu_allocator: tssl commands keep freed activation memory in the heap (glibc), and say so in records."""
+"""tssl.harness.cpu_allocator: tssl commands keep freed activation memory in the heap (glibc), and say so in records."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import platform
 
 import pytest
 
-import tssl.cpu_allocator as cpu_allocator
+import tssl.harness.cpu_allocator as cpu_allocator
 from tssl.cli import main
-from tssl.provenance import environment
+from tssl.harness.provenance import environment
 
 
 @pytest.fixture

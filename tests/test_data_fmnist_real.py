@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from tssl.data import vision
+from tssl.data import files, vision
 from tssl.data.base import TensorSplit
-from tssl.losses import make_loss
-from tssl.network import build_network
-from tssl.recipe import make_optimizer
-from tssl.train import evaluate, train_epoch
+from tssl.engine.losses import make_loss
+from tssl.engine.network import build_network
+from tssl.engine.recipe import make_optimizer
+from tssl.engine.train import evaluate, train_epoch
 
 pytestmark = pytest.mark.skipif(
     not vision.DEBIAN_FMNIST_DIR.is_dir(),
@@ -42,9 +42,9 @@ def test_fetched_files_are_the_published_fashion_mnist(fetched: Path) -> None:
     raw = fetched / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(vision.IDX_FILES)  # what torchvision reads, no .gz
     for name, expected in vision.FMNIST_SHA256.items():
-        assert vision._sha256_file(raw / name) == expected
-    manifest = vision._read_manifest(fetched / "FashionMNIST")
-    assert manifest is not None and vision._manifest_hashes(manifest) == dict(vision.FMNIST_SHA256)
+        assert files.sha256_file(raw / name) == expected
+    manifest = files.read_manifest(fetched / "FashionMNIST")
+    assert manifest is not None and files.manifest_hashes(manifest) == dict(vision.FMNIST_SHA256)
     assert manifest["source"].startswith(str(vision.DEBIAN_FMNIST_DIR))
     assert "nothing to do" in vision.fetch_fmnist(fetched)
 
@@ -56,7 +56,7 @@ def test_loaded_splits_have_the_published_sizes_and_balance(fetched: Path) -> No
     assert torch.bincount(data.train.labels, minlength=10).tolist() == [6000] * 10
     assert torch.bincount(data.test.labels, minlength=10).tolist() == [1000] * 10
     assert "files match the published Fashion-MNIST SHA-256s" in data.notes
-    assert data.fingerprint == vision._fingerprint(vision.FMNIST_SHA256)
+    assert data.fingerprint == files.fingerprint_hashes(vision.FMNIST_SHA256)
     # Normalize(0.1307, 0.3081) of [0, 1] pixels; Fashion-MNIST's own mean is about 0.286.
     low, high = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081
     assert data.train.inputs.min().item() == pytest.approx(low) and data.train.inputs.max().item() == pytest.approx(

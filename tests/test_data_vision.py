@@ -23,7 +23,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, MNIST
 from torchvision.transforms import functional as TF
 
-from tssl.data import vision
+from tssl.data import files, vision
 from tssl.data.base import DataError
 from tssl.data.registry import fetch_data, load_data
 
@@ -101,7 +101,7 @@ def test_load_mnist_normalises_like_torchvision(tmp_path: Path) -> None:
     assert data.source == f"torchvision MNIST from {tmp_path / 'MNIST' / 'raw'} (40 train / 20 test)"
     raw = tmp_path / "MNIST" / "raw"
     hashes = {name: sha256((raw / name).read_bytes()) for name in IDX_NAMES}
-    assert data.fingerprint == vision._fingerprint(hashes)
+    assert data.fingerprint == files.fingerprint_hashes(hashes)
 
 
 def test_load_mnist_validation_split_is_fixed_by_seed(tmp_path: Path) -> None:
@@ -143,9 +143,9 @@ def test_fetch_mnist_from_gz_folder_writes_manifest_and_loader_uses_it(
         "MNIST",
         "MNIST/raw",
         *(f"MNIST/raw/{n}" for n in sorted(IDX_NAMES)),
-        f"MNIST/{vision.MANIFEST}",
+        f"MNIST/{files.MANIFEST}",
     ]
-    manifest = vision._read_manifest(root / "MNIST")
+    manifest = files.read_manifest(root / "MNIST")
     assert manifest is not None and manifest["source"] == str(source)
     for name, array in arrays.items():
         assert (raw / name).read_bytes() == idx_bytes(array)  # decompressed under torchvision's names
@@ -153,7 +153,7 @@ def test_fetch_mnist_from_gz_folder_writes_manifest_and_loader_uses_it(
 
     data = vision.load_mnist(root, steps=5)
     assert data.kind == "real"  # the sizes the (patched) spec publishes
-    assert data.fingerprint == vision._fingerprint(vision._manifest_hashes(manifest))
+    assert data.fingerprint == files.fingerprint_hashes(files.manifest_hashes(manifest))
     assert any(f"from {source}" in note for note in data.notes)
     # Nothing to do a second time (no download attempted).
     assert "nothing to do" in vision.fetch_mnist(root)
@@ -360,7 +360,7 @@ def test_fetch_cifar10_from_folder_and_tarball(cifar_root: tuple[Path, dict], tm
     root, _ = cifar_root
     said = vision.fetch_cifar10(tmp_path / "copy", source=str(root))
     assert "MD5" in said and "5/1 images per class" in said
-    manifest = vision._read_manifest(tmp_path / "copy" / "cifar-10-batches-py")
+    manifest = files.read_manifest(tmp_path / "copy" / "cifar-10-batches-py")
     assert manifest is not None and set(manifest["files"]) == set(vision.CIFAR_FILES)
     assert vision.load_cifar10(tmp_path / "copy", steps=5).notes[0].startswith("fetched by `tssl fetch-data cifar10`")
 

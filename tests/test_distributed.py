@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from tssl.data.registry import load_data
-from tssl.distributed import Ranks, init_process_group, ranks_from_environment, shutdown
-from tssl.results import read_records
-from tssl.runner import CHECKPOINT, RunOptions, execute_run, expand, run_suite
-from tssl.suites import load_suite
+from tssl.engine.distributed import Ranks, init_process_group, ranks_from_environment, shutdown
+from tssl.harness.runner import CHECKPOINT, RunOptions, execute_run, expand, run_suite
+from tssl.harness.suites import load_suite
+from tssl.records.store import read_records
 
 # 1,297 training digits in global batches of 48: the last batch holds one sample, so the second rank's share of
 # it is empty and it steps on a zero-weighted stand-in. 500 test digits: the last test batch is split 10 / 10.
@@ -133,7 +133,7 @@ def test_per_rank_batches_are_the_global_batch_of_one_process_and_change_the_run
 
 
 def test_a_global_batch_smaller_than_the_ranks_is_refused():
-    from tssl.distributed import DistributedError, check_global_batch
+    from tssl.engine.distributed import DistributedError, check_global_batch
 
     with pytest.raises(DistributedError, match=r"batch_size 1 .* 2 ranks"):
         check_global_batch(1, Ranks(0, 2), "task 'x'")

@@ -11,11 +11,11 @@ import pytest
 from records import synthetic_record
 
 from tssl.cli import main
-from tssl.executors import submit_suite
-from tssl.results import append_record, read_records
-from tssl.runner import CHECKPOINT, LOCK, RunOptions, claim_run, expand
-from tssl.status import suite_status
-from tssl.suites import SuiteError, load_suite
+from tssl.harness.executors import submit_suite
+from tssl.harness.runner import CHECKPOINT, LOCK, RunOptions, claim_run, expand
+from tssl.harness.status import suite_status
+from tssl.harness.suites import SuiteError, load_suite
+from tssl.records.store import append_record, read_records
 
 pytest.importorskip("submitit")
 
@@ -151,7 +151,7 @@ def test_an_append_after_a_writer_died_mid_line_starts_its_own_line(tmp_path):
 def test_a_timed_out_job_is_requeued_as_the_same_run():
     import submitit
 
-    from tssl.executors import RunJob
+    from tssl.harness.executors import RunJob
 
     (run,) = expand(load_suite("digits", ["methods=[tssl]", "seeds=[0]"]))
     job = RunJob(run, RunOptions())

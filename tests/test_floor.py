@@ -1,4 +1,4 @@
-"""tssl.floor: the network with its neurons replaced by a multiply."""
+"""tssl.measure.floor: the network with its neurons replaced by a multiply."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tssl.floor import FloorNeuron, floor_network
-from tssl.layers import SpikingNeuron
-from tssl.network import build_network
+from tssl.engine.layers import SpikingNeuron
+from tssl.engine.network import build_network
+from tssl.measure.floor import FloorNeuron, floor_network
 
 
 def test_floor_replaces_every_neuron_and_leaves_the_original():
@@ -34,5 +34,5 @@ def test_floor_computes_the_layers_without_the_neuron():
 
 
 def test_floor_needs_a_spiking_neuron():
-    with pytest.raises(ValueError, match=r"no tssl\.layers\.SpikingNeuron"):
+    with pytest.raises(ValueError, match=r"no tssl\.engine\.layers\.SpikingNeuron"):
         floor_network(nn.Linear(2, 2))

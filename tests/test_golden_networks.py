@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tssl.compat import official
-from tssl.neuron import neuron_forward
-from tssl.neuron_compiled import COMPILE_ENV
-from tssl.recipe import clip_and_step, make_optimizer
+from tssl.engine.neuron import neuron_forward
+from tssl.engine.neuron_compiled import COMPILE_ENV
+from tssl.engine.recipe import clip_and_step, make_optimizer
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = ("v1", "v2", "v3")

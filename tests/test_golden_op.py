@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tssl.neuron import neuron_forward, tsslbp_neuron
+from tssl.engine.neuron import neuron_forward, tsslbp_neuron
 
 ENTRIES = torch.load(Path(__file__).parent / "golden" / "op_visible.pt", weights_only=True)["entries"]
 RTOL = {"float32": 1e-5, "float64": 1e-12}

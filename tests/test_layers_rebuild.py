@@ -6,18 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tssl.layers
-from tssl.layers import POOL_GAIN, SpikingNeuron, SumPool2d, TimeSharedDropout, rebuild_recipe
-from tssl.losses import KernelLoss
-from tssl.memory import saved_activation_bytes
-from tssl.network import build_network
+import tssl.engine.layers
+from tssl.engine.layers import POOL_GAIN, SpikingNeuron, SumPool2d, TimeSharedDropout, rebuild_recipe
+from tssl.engine.losses import KernelLoss
+from tssl.engine.network import build_network
+from tssl.measure.memory import saved_activation_bytes
 
 STEPS = 5
 
 
 def grads_and_output(net, x, labels, use_recipes: bool, monkeypatch):
     if not use_recipes:
-        monkeypatch.setattr(tssl.layers, "rebuild_recipe", lambda activation: None)
+        monkeypatch.setattr(tssl.engine.layers, "rebuild_recipe", lambda activation: None)
     torch.manual_seed(1)  # the same dropout masks in both runs
     net.zero_grad()
     out = net(x)
@@ -42,7 +42,7 @@ def test_rebuilt_inputs_give_bit_identical_gradients(grad, dtype, monkeypatch):
         assert torch.equal(a, b)
     # ... and the recipes keep less: membranes instead of every layer's fp32 input.
     kept = saved_activation_bytes(net, x, labels, KernelLoss(STEPS, 3.0))
-    monkeypatch.setattr(tssl.layers, "rebuild_recipe", lambda activation: None)
+    monkeypatch.setattr(tssl.engine.layers, "rebuild_recipe", lambda activation: None)
     assert kept < saved_activation_bytes(net, x, labels, KernelLoss(STEPS, 3.0))
 
 
@@ -54,12 +54,12 @@ def test_a_trace_changed_in_place_is_kept_as_it_is():
     assert rebuild_recipe(trace) is not None
     trace.mul_(2.0)  # the recipe would rebuild the old values
     assert rebuild_recipe(trace) is None
-    out = tssl.layers.SpikingLinear(4, 3, SpikingNeuron(5.0, 3.0, 0.1))
+    out = tssl.engine.layers.SpikingLinear(4, 3, SpikingNeuron(5.0, 3.0, 0.1))
     out.weight = torch.nn.Parameter(weight.detach().clone())
     out(trace).sum().backward()
     expected = torch.nn.Parameter(weight.detach().clone())
     current = F.linear(trace, expected)
-    tssl.neuron.tsslbp_neuron(current, 5.0, 3.0, 0.1).sum().backward()
+    tssl.engine.neuron.tsslbp_neuron(current, 5.0, 3.0, 0.1).sum().backward()
     assert torch.equal(out.weight.grad, expected.grad)
 
 

@@ -7,10 +7,10 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from tssl.data.digits import CLASSES, INPUT_SHAPE, load_digits_split
-from tssl.losses import make_loss
-from tssl.network import build_network
-from tssl.recipe import make_optimizer
-from tssl.train import evaluate, fit
+from tssl.engine.losses import make_loss
+from tssl.engine.network import build_network
+from tssl.engine.recipe import make_optimizer
+from tssl.engine.train import evaluate, fit
 
 CHANCE = 1 / CLASSES
 

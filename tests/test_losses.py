@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tssl.losses import CountLoss, KernelLoss, LossConfigError, SoftmaxLoss, desired_pattern, make_loss
-from tssl.neuron import psp_filter
+from tssl.engine.losses import CountLoss, KernelLoss, LossConfigError, SoftmaxLoss, desired_pattern, make_loss
+from tssl.engine.neuron import psp_filter
 
 
 def test_desired_patterns():

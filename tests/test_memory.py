@@ -1,4 +1,4 @@
-"""tssl.memory: bytes saved for the backward, per sample, counted exactly on small known networks."""
+"""tssl.measure.memory: bytes saved for the backward, per sample, counted exactly on small known networks."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-import tssl.layers
-from tssl.floor import floor_network
-from tssl.losses import KernelLoss
-from tssl.memory import authors_layout_bytes, saved_activation_bytes, saved_tensor_storages
-from tssl.network import build_network
+import tssl.engine.layers
+from tssl.engine.losses import KernelLoss
+from tssl.engine.network import build_network
+from tssl.measure.floor import floor_network
+from tssl.measure.memory import authors_layout_bytes, saved_activation_bytes, saved_tensor_storages
 
 STEPS = 5
 
@@ -49,7 +49,7 @@ def test_native_network_counts_the_engines_compact_form():
 def test_native_network_without_recipes_keeps_the_traces(monkeypatch):
     net, batch = tiny_network(), 4
     x, labels = torch.randn(batch, 1, 2, 2), torch.randint(0, 2, (batch,))
-    monkeypatch.setattr(tssl.layers, "rebuild_recipe", lambda activation: None)
+    monkeypatch.setattr(tssl.engine.layers, "rebuild_recipe", lambda activation: None)
     per_sample = saved_activation_bytes(net, x, labels, KernelLoss(STEPS, 3.0))
     traces = STEPS * (4 + 3) * 4  # each weighted layer keeps its fp32 input trace
     assert per_sample == traces + STEPS * (3 + 2) * 4 + STEPS * 2 * 4
@@ -69,7 +69,7 @@ def test_authors_layout_formula():
 
 
 def test_authors_layout_needs_spiking_neurons():
-    with pytest.raises(ValueError, match=r"no tssl\.layers\.SpikingNeuron"):
+    with pytest.raises(ValueError, match=r"no tssl\.engine\.layers\.SpikingNeuron"):
         authors_layout_bytes(nn.Linear(2, 2), torch.randn(1, 2))
 
 

@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 
-from tssl.losses import make_loss
+from tssl.engine.losses import make_loss
+from tssl.engine.recipe import make_optimizer
 from tssl.methods import METHODS, ModelConfig, NativeMethod, get_method, training_recipe
-from tssl.recipe import make_optimizer
 from tssl_baselines import spikingjelly_backend
 from tssl_baselines.common import BackendFallbackNotice, BackendUnavailableError
 
@@ -215,9 +215,9 @@ def test_forcing_an_unavailable_gpu_implementation_is_a_clear_error(fake_cuda_se
 @pytest.mark.parametrize("name", STATEFUL)
 def test_runner_trains_the_native_recipe_and_records_it(name, tmp_path):
     """A suite task with `recipe: native` builds the method with that recipe; the record says which ran."""
-    from tssl.results import read_records
-    from tssl.runner import RunOptions, run_suite
-    from tssl.suites import load_suite
+    from tssl.harness.runner import RunOptions, run_suite
+    from tssl.harness.suites import load_suite
+    from tssl.records.store import read_records
 
     suite_file = tmp_path / "native.yaml"
     suite_file.write_text(

@@ -1,4 +1,4 @@
-"""Efficiency metrics (tssl.metrics): every value pinned by hand on a tiny model, the same counts from every
+"""Efficiency metrics (tssl.measure.metrics): every value pinned by hand on a tiny model, the same counts from every
 backend, NeuroBench's own metrics on the same models (where they agree and where our convention differs), and
 the runner's record."""
 
@@ -13,11 +13,11 @@ import torch
 from tiny_suites import digits_suite
 from torch import nn
 
-from tssl.layers import SpikingConv2d, SpikingLinear
+from tssl.engine.layers import SpikingConv2d, SpikingLinear
+from tssl.engine.network import build_network
+from tssl.measure.metrics import measure_efficiency
 from tssl.methods import ModelConfig, get_method
-from tssl.metric_definitions import CONVENTION, CONVENTIONS, E_AC_JOULES, E_MAC_JOULES, ENERGY_LABEL
-from tssl.metrics import measure_efficiency
-from tssl.network import build_network
+from tssl.records.metric_definitions import CONVENTION, CONVENTIONS, E_AC_JOULES, E_MAC_JOULES, ENERGY_LABEL
 from tssl_baselines.common import copy_weights
 
 # ------------------------------------------------------------------------------------------------------------
@@ -344,10 +344,10 @@ SUITE = digits_suite("tiny", task="digits-small", architecture="8C3-P2-32", meth
 
 
 def test_runner_records_efficiency_and_the_report_states_the_convention(tmp_path: Path):
-    from tssl.report import build_report
-    from tssl.results import read_records
-    from tssl.runner import RunOptions, run_suite
-    from tssl.suites import load_suite
+    from tssl.harness.runner import RunOptions, run_suite
+    from tssl.harness.suites import load_suite
+    from tssl.records.report import build_report
+    from tssl.records.store import read_records
 
     (tmp_path / "tiny.yaml").write_text(SUITE)
     options = RunOptions(tmp_path / "results", tmp_path / "runs", "cpu", limit_batches=2, progress=False)

@@ -1,4 +1,4 @@
-"""tssl.neuron_compiled: the opt-in torch.compile path falls back to the PyTorch neuron when compiling fails.
+"""tssl.engine.neuron_compiled: the opt-in torch.compile path falls back to the PyTorch neuron when compiling fails.
 
 Compiling takes tens of seconds, so the comparisons with the eager path run only with TSSL_TEST_COMPILE=1, which
 `tox -e test` (and so CI) sets; benchmarks/engine_vs_floor.py --compile times the compiled path."""
@@ -11,8 +11,8 @@ import os
 import pytest
 import torch
 
-import tssl.neuron_compiled as compiled
-from tssl.neuron import tsslbp_neuron
+import tssl.engine.neuron_compiled as compiled
+from tssl.engine.neuron import tsslbp_neuron
 
 
 @pytest.fixture
@@ -68,15 +68,15 @@ def test_compiled_matches_eager(fresh_compile_state, monkeypatch, rule):
 @pytest.mark.skipif(os.environ.get("TSSL_TEST_COMPILE") != "1", reason="compiling takes tens of seconds")
 @pytest.mark.parametrize("shape", [(5, 3, 4, 8, 8), (5, 2, 3, 7, 9)])  # even, and a ragged edge pooling drops
 def test_compiled_pooled_rebuild_is_the_forward_pooled_trace_bit_for_bit(fresh_compile_state, shape):
-    from tssl.layers import POOL_GAIN, _sum_pool, pooled_trace_from_membrane
-    from tssl.neuron import tsslbp_neuron_with_membrane
+    from tssl.engine.layers import POOL_GAIN, pooled_trace_from_membrane, sum_pool
+    from tssl.engine.neuron import tsslbp_neuron_with_membrane
 
     torch.manual_seed(1)
     x = torch.rand(*shape) * 1.6 - 0.3
     trace, membrane = tsslbp_neuron_with_membrane(x, 5.0, 3.0, 1.0)
     rebuilt = pooled_trace_from_membrane(membrane, 2, threshold=1.0, tau_s=3.0)
     assert "pooled_trace-5-float32" in compiled.COMPILE_SECONDS  # the fused path ran, not the fallback
-    assert torch.equal(rebuilt, _sum_pool(trace, 2)) and POOL_GAIN == 1.1
+    assert torch.equal(rebuilt, sum_pool(trace, 2)) and POOL_GAIN == 1.1
 
 
 def test_compiling_sees_a_large_example_so_every_kernel_is_multithreaded():

@@ -1,4 +1,4 @@
-"""The engine's neuron (tssl/neuron.py) against the slow per-neuron reference written from the spec.
+"""The engine's neuron (tssl/engine/neuron.py) against the slow per-neuron reference written from the spec.
 
 Covers the spec's worked examples, random tensors, hand-built edge neurons, and the properties the spec lists
 for the TSSL-BP rule (linear in g; zero after the last spike where a >= 1/(4 tau_s); dL/dx[t] depends on g[t:]
@@ -22,7 +22,7 @@ from reference_loop import (
     sigmoid_surrogate,
 )
 
-from tssl.neuron import neuron_forward, tsslbp_neuron
+from tssl.engine.neuron import neuron_forward, tsslbp_neuron
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),

@@ -33,15 +33,15 @@ from tssl.compat.nir import (
 )
 from tssl.compat.nir.mapping import NeuronConstants, cuba_lif_parameters, steps_from_seconds
 from tssl.data.digits import CLASSES, INPUT_SHAPE, load_digits_split
-from tssl.layers import POOL_GAIN
-from tssl.losses import make_loss
+from tssl.engine.layers import POOL_GAIN
+from tssl.engine.losses import make_loss
+from tssl.engine.network import build_network, predict
+from tssl.engine.neuron import neuron_forward, psp_filter
+from tssl.engine.recipe import make_optimizer
+from tssl.engine.train import fit
+from tssl.harness.runner import Run
+from tssl.harness.suites import load_suite
 from tssl.methods import ModelConfig, get_method
-from tssl.network import build_network, predict
-from tssl.neuron import neuron_forward, psp_filter
-from tssl.recipe import make_optimizer
-from tssl.runner import Run
-from tssl.suites import load_suite
-from tssl.train import fit
 
 needs_nir = pytest.mark.skipif(
     importlib.util.find_spec("nir") is None, reason="NIR is an optional extra: pip install -e '.[nir]'"
@@ -516,7 +516,7 @@ def test_saving_final_weights_needs_no_nir(tmp_path):
 
         sys.meta_path.insert(0, NoNIR())
         from tssl.compat.nir import export_nir, save_final_weights
-        from tssl.network import build_network
+        from tssl.engine.network import build_network
 
         net = build_network("4", (3,), 2, 5)
         save_final_weights(net, {{"method": "tssl", "architecture": "4", "steps": 5}}, (3,), 2, {str(tmp_path)!r})

@@ -13,16 +13,16 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tssl.cli import main
 from tssl.data.digits import CLASSES, INPUT_SHAPE, load_digits_split
-from tssl.losses import make_loss
+from tssl.engine.losses import make_loss
+from tssl.engine.network import build_network
+from tssl.engine.neuron import tsslbp_neuron
+from tssl.engine.precision import PRECISIONS, PrecisionError, autocast, check_precision, math_mode
+from tssl.engine.recipe import make_optimizer
+from tssl.engine.train import evaluate, fit
+from tssl.harness.runner import RunOptions, run_suite
+from tssl.harness.suites import OMITTED_AT_DEFAULT, TaskConfig, load_suite
 from tssl.methods import ModelConfig, get_method
-from tssl.network import build_network
-from tssl.neuron import tsslbp_neuron
-from tssl.precision import PRECISIONS, PrecisionError, autocast, check_precision, math_mode
-from tssl.recipe import make_optimizer
-from tssl.results import read_records
-from tssl.runner import RunOptions, run_suite
-from tssl.suites import OMITTED_AT_DEFAULT, TaskConfig, load_suite
-from tssl.train import evaluate, fit
+from tssl.records.store import read_records
 
 SUITE = digits_suite("prectest")
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tssl.provenance import determinism, git_diff_sha256, git_state, run_environment
+from tssl.harness.provenance import determinism, git_diff_sha256, git_state, run_environment
 
 
 def _git(cwd, *args: str) -> None:

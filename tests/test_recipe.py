@@ -1,11 +1,11 @@
-"""tssl.recipe: the AdamW of the recipe runs fused where PyTorch has the kernel, and updates as the default."""
+"""tssl.engine.recipe: the AdamW of the recipe runs fused where PyTorch has the kernel, and updates as the default."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from tssl.recipe import clip_and_step, make_optimizer
+from tssl.engine.recipe import clip_and_step, make_optimizer
 
 
 def test_cpu_parameters_get_the_fused_adamw():

@@ -10,12 +10,12 @@ import pytest
 import torch
 from tiny_suites import digits_suite
 
-from tssl.floor import floor_network
-from tssl.losses import KernelLoss
-from tssl.memory import saved_activation_bytes
+from tssl.engine.losses import KernelLoss
+from tssl.engine.network import build_network
+from tssl.engine.neuron_compiled import COMPILE_ENV
+from tssl.measure.floor import floor_network
+from tssl.measure.memory import saved_activation_bytes
 from tssl.methods import ModelConfig, get_method
-from tssl.network import build_network
-from tssl.neuron_compiled import COMPILE_ENV
 
 STEPS = 5
 
@@ -104,7 +104,7 @@ def test_the_method_builds_it_from_the_config_and_says_so():
 
 
 def test_bench_variants_parse_and_run(tmp_path):
-    from tssl.bench import BenchError, BenchOptions, resolve_methods, run_bench
+    from tssl.harness.bench import BenchError, BenchOptions, resolve_methods, run_bench
 
     cpu = torch.device("cpu")
     assert resolve_methods(["tssl[recompute]", "tssl-surrogate[compiled+recompute]"], cpu) == [
@@ -126,9 +126,9 @@ SUITE = digits_suite("recomputetest")
 
 
 def test_suite_key_keeps_run_ids_at_its_default_and_is_recorded(tmp_path):
-    from tssl.results import read_records
-    from tssl.runner import RunOptions, run_suite
-    from tssl.suites import OMITTED_AT_DEFAULT, load_suite
+    from tssl.harness.runner import RunOptions, run_suite
+    from tssl.harness.suites import OMITTED_AT_DEFAULT, load_suite
+    from tssl.records.store import read_records
 
     path = tmp_path / "recomputetest.yaml"
     path.write_text(SUITE)

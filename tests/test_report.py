@@ -1,6 +1,6 @@
-"""Tests for the report generator (tssl/report.py).
+"""Tests for the report generator (tssl/records/report.py).
 
-Every record here is SYNTHETIC: made by tests/records.py to be valid under tssl/schema.py, with invented
+Every record here is SYNTHETIC: made by tests/records.py to be valid under tssl/records/schema.py, with invented
 accuracies, timings and provenance. None of these numbers come from a real run, and none may be quoted as
 results. The statistics themselves are tested in tests/test_stats.py; here, what the report selects, says and marks.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from records import PAPER, current_config, seeds_of, suite_task, synthetic_record
 
-from tssl import stats
-from tssl.report import (
+from tssl.records import stats
+from tssl.records.report import (
     DEFAULT_TOLERANCE,
     EARLIER_LABEL,
     GENERATED_LABEL,

@@ -1,4 +1,4 @@
-"""The report's figures (tssl.report_figures), checked on the matplotlib objects: honest accuracy ranges, 95 %
+"""The report's figures (tssl.records.report_figures), checked on the matplotlib objects: honest accuracy ranges, 95 %
 t-intervals and none for one run, the δ band, flagged series drawn differently, bands and chance levels on the
 curves, log SynOps axes, the throughput caveat, deterministic PNGs, and no torch."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from matplotlib.colors import to_rgba
 
-import tssl.report_figures as report_figures
-from tssl.report_figures import (
+import tssl.records.report_figures as report_figures
+from tssl.records.report_figures import (
     WARN_COLOR,
     AccuracyPanel,
     AccuracySeries,
@@ -27,7 +27,7 @@ from tssl.report_figures import (
     latency_figure,
     throughput_figure,
 )
-from tssl.stats import t_interval
+from tssl.records.stats import t_interval
 
 PAPER = PaperMark(89.75, 0.03, 0.5, "paper TSSL-BP")
 FIVE = AccuracySeries("tssl (matched)", [89.62, 89.40, 89.42, 89.43, 88.89], [0, 1, 2, 3, 4])
@@ -285,4 +285,4 @@ def test_the_module_imports_neither_torch_nor_the_engine():
     roots = {name.split(".")[0] for name in imported}
     assert roots <= {"__future__", "collections", "dataclasses", "math", "pathlib", "textwrap", "matplotlib",
                      "numpy", "pandas", "tssl"}
-    assert {name for name in imported if name.startswith("tssl")} <= {"tssl.stats"}
+    assert {name for name in imported if name.startswith("tssl")} <= {"tssl.records.stats"}

@@ -12,12 +12,12 @@ import pytest
 import torch
 from tiny_suites import digits_suite
 
-from tssl import runner
 from tssl.cli import main
-from tssl.results import SCHEMA_VERSION, append_record, read_records
-from tssl.runner import CHECKPOINT, RunOptions, expand, run_suite
-from tssl.schema import config_hash
-from tssl.suites import load_suite
+from tssl.harness import runner
+from tssl.harness.runner import CHECKPOINT, RunOptions, expand, run_suite
+from tssl.harness.suites import load_suite
+from tssl.records.schema import config_hash
+from tssl.records.store import SCHEMA_VERSION, append_record, read_records
 
 
 def write_suite(tmp_path: Path, epochs: int = 1, seeds: tuple[int, ...] = (0,)) -> Path:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tssl.check import TaskSpec, make_reference
-from tssl.results import append_record, read_records
-from tssl.runner import RunOptions, run_suite
-from tssl.schema import task_config_hash
-from tssl.suites import load_suite
+from tssl.harness.runner import RunOptions, run_suite
+from tssl.harness.suites import load_suite
+from tssl.records.check import TaskSpec, make_reference
+from tssl.records.schema import task_config_hash
+from tssl.records.store import append_record, read_records
 
 SUITE = """
 name: tiny
@@ -129,7 +129,7 @@ def test_concurrent_appends_lose_and_mix_nothing(tmp_path):
 
 
 def test_runs_with_modified_settings_are_recorded_and_reported_apart(tmp_path):
-    from tssl.report import MODIFIED_LABEL, REDUCED_EPOCHS_LABEL, write_report
+    from tssl.records.report import MODIFIED_LABEL, REDUCED_EPOCHS_LABEL, write_report
 
     suite_path = make_suite(tmp_path, 2)
     opts = options(tmp_path, "modified", limit_batches=None)

@@ -1,4 +1,4 @@
-"""The record schema (tssl/schema.py): what a valid run or bench record is, how schema-1 records are read, that
+"""The record schema (tssl/records/schema.py): what a valid run or bench record is, how schema-1 records are read, that
 docs/results-format.md documents every field, and that the committed stores validate.
 
 The records built here are SYNTHETIC (tests/records.py), except the committed stores, which are read as they are.
@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from records import current_config, suite_yaml, synthetic_record, task_config
 
-from tssl.results import read_records
-from tssl.schema import (
+from tssl.records.schema import (
     DATA_KINDS,
     FAILURES,
     RUN_SCHEMA_VERSION,
@@ -31,6 +30,7 @@ from tssl.schema import (
     run_record_problem,
     task_config_hash,
 )
+from tssl.records.store import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results-format.md"
@@ -67,8 +67,8 @@ def test_synthetic_records_are_valid_schema_2_records() -> None:
 def test_the_factory_matches_the_suite_loader_and_the_runner(tmp_path: Path) -> None:
     """tests/records.py stands in for the runner: its config is what a suite file's task resolves to, and its run
     ids (full and smoke) are the runner's."""
-    from tssl.runner import Run
-    from tssl.suites import load_suite
+    from tssl.harness.runner import Run
+    from tssl.harness.suites import load_suite
 
     path = tmp_path / "synth.yaml"
     path.write_text(suite_yaml("synth", lr=0.01))

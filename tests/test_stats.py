@@ -1,4 +1,4 @@
-"""The statistics behind every verdict (tssl/stats.py): t-intervals, the equivalence rule against the paper, the
+"""The statistics behind every verdict (tssl/records/stats.py): t-intervals, the equivalence rule against the paper, the
 seeds that would decide an inconclusive verdict, Welch's test and the regression gate.
 
 The per-seed values here are SYNTHETIC (made up for the tests), except where a test says it repeats the
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from tssl.stats import (
+from tssl.records.stats import (
     EQUIVALENCE_LEVEL,
     INCONCLUSIVE,
     NOT_REPRODUCED,

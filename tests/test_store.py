@@ -1,5 +1,5 @@
-"""The results store under faults (tssl/results.py): a torn last line, a bad line in the middle, an invalid record;
-and the commands that read a store (report, check, status) with a torn last line.
+"""The results store under faults (tssl/records/store.py): a torn last line, a bad line in the middle, an invalid
+record; and the commands that read a store (report, check, status) with a torn last line.
 
 Every record here is SYNTHETIC (tests/records.py): invented numbers, valid under the schema.
 """
@@ -14,7 +14,7 @@ import pytest
 from records import seeds_of, suite_yaml, synthetic_record, write_store
 
 from tssl.cli import main
-from tssl.results import TORN_SUFFIX, ResultsError, append_record, read_records
+from tssl.records.store import TORN_SUFFIX, ResultsError, append_record, read_records
 
 TORN = b'{"run_id": "digits-cnn.tssl.s3.8d86d7c5", "status": "ok", "accur'  # a killed append: half a line
 

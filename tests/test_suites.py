@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tssl.suites import SuiteError, load_suite
+from tssl.harness.suites import SuiteError, load_suite
 
 SUITES = Path(__file__).parents[1] / "suites"
 PAPER_ROWS = {
@@ -124,8 +124,8 @@ def test_overrides_that_change_results_are_recorded_as_deviations():
 
 def test_committed_results_keep_their_run_ids():
     """A new task key must not change the run ids of results already published (they would all rerun)."""
-    from tssl.results import read_records
-    from tssl.runner import Run
+    from tssl.harness.runner import Run
+    from tssl.records.store import read_records
 
     store = Path(__file__).resolve().parents[1] / "results" / "fmnist.jsonl"
     records = read_records(store)

@@ -40,8 +40,9 @@ SCRIPT = textwrap.dedent(
     for argv in (["report", "synth"], ["check", "synth", "--write-reference"], ["check", "synth"],
                  ["check", "synth", "--paper"], ["check", "synth", "--paper", "--json"]):
         codes[" ".join(argv)] = main(argv)
-    engine = ("torch", "tssl.neuron", "tssl.network", "tssl.layers", "tssl.methods", "tssl.runner", "tssl.train",
-              "tssl.provenance", "tssl_baselines", "snntorch", "spikingjelly")
+    engine = ("torch", "tssl.engine.neuron", "tssl.engine.network", "tssl.engine.layers", "tssl.engine.train",
+              "tssl.methods", "tssl.measure", "tssl.harness.runner", "tssl.harness.provenance", "tssl_baselines",
+              "snntorch", "spikingjelly")
     loaded = sorted(m for m in sys.modules if any(m == e or m.startswith(e + ".") for e in engine))
     print("RESULT " + json.dumps({"codes": codes, "loaded": loaded, "tssl": sys.modules["tssl"].__file__}))
     """

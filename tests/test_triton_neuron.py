@@ -1,7 +1,7 @@
-"""The Triton neuron kernels (tssl/kernels/triton_neuron.py) against the PyTorch path and the spec's reference.
+"""The Triton neuron kernels (tssl/engine/kernels/triton_neuron.py) against the PyTorch path and the spec's reference.
 
 On a machine without a GPU the kernels run in Triton's CPU interpreter. ``triton.jit`` reads
-``TRITON_INTERPRET`` when it wraps a function, and ``tssl.kernels.triton_neuron`` wraps its kernels at first
+``TRITON_INTERPRET`` when it wraps a function, and ``tssl.engine.kernels.triton_neuron`` wraps its kernels at first
 launch (once per interpreter setting), so the ``interpreter`` fixture only has to set the variable before a
 launch: the tests run the same whether or not pytest was started with ``TRITON_INTERPRET=1``.
 The interpreter is slow (about 5 ms per kernel time step), so every case here is a few dozen neurons.
@@ -30,9 +30,10 @@ from test_neuron_reference import (
     random_grads,
 )
 
-import tssl.kernels
-from tssl.kernels import BACKEND_ENV, BackendError, neuron_backend, triton_available
-from tssl.neuron import _BACKWARDS, GRAD_RULES, neuron_forward, tsslbp_neuron
+import tssl.engine.kernels
+from tssl.engine.kernels import BACKEND_ENV, BackendError, neuron_backend, triton_available
+from tssl.engine.neuron import BACKWARDS, neuron_forward, tsslbp_neuron
+from tssl.engine.neuron_base import GRAD_RULES
 
 # The dispatch tests that never import triton run everywhere; the rest need it.
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not importable on this machine")
@@ -53,7 +54,7 @@ def interpreter(monkeypatch):
 def kernels(interpreter):
     if not triton_available():
         pytest.skip("triton is not importable on this machine")
-    import tssl.kernels.triton_neuron as module
+    import tssl.engine.kernels.triton_neuron as module
 
     return module
 
@@ -62,7 +63,7 @@ def assert_same_as_torch(kernels, x, g, setting, what, both_spike_inputs=False):
     """One Triton forward, then both backward rules; each output as the PyTorch path's. Returns
     (trace, spikes, {rule: grad_x}).
 
-    The backward takes spikes=None, as tssl.neuron calls it (spikes recomputed as u > V in the kernel); with
+    The backward takes spikes=None, as tssl.engine.neuron calls it (spikes recomputed as u > V in the kernel); with
     ``both_spike_inputs`` it also runs with the forward's spikes passed in, which must give the same bits.
     """
     trace, membrane, spikes = kernels.triton_neuron_forward(x, *setting)
@@ -78,7 +79,7 @@ def assert_same_as_torch(kernels, x, g, setting, what, both_spike_inputs=False):
     grads = {}
     for rule in GRAD_RULES:
         grad = kernels.triton_neuron_backward(g, membrane, None, *setting, rule)
-        ref_grad = _BACKWARDS[rule](g.contiguous(), ref.membrane, ref.spikes, *setting)
+        ref_grad = BACKWARDS[rule](g.contiguous(), ref.membrane, ref.spikes, *setting)
         assert grad.dtype == ref_grad.dtype and grad.shape == x.shape
         assert_close_to_max_abs(grad, ref_grad.double().numpy(), rel, f"grad_x ({rule})", what)
         if both_spike_inputs:
@@ -264,9 +265,9 @@ def test_saved_membrane_interchangeable_with_torch_path(kernels):
     state = neuron_forward(x, *setting)
     assert membrane_triton.dtype == state.membrane.dtype
     for rule in GRAD_RULES:
-        torch_on_triton = _BACKWARDS[rule](g, membrane_triton, None, *setting)
+        torch_on_triton = BACKWARDS[rule](g, membrane_triton, None, *setting)
         triton_on_torch = kernels.triton_neuron_backward(g, state.membrane, None, *setting, rule)
-        reference = _BACKWARDS[rule](g, state.membrane, None, *setting)
+        reference = BACKWARDS[rule](g, state.membrane, None, *setting)
         for got in (torch_on_triton, triton_on_torch):
             assert_close_to_max_abs(got, reference.double().numpy(), REL_TOL[torch.float32], rule)
 
@@ -285,7 +286,7 @@ def test_half_inputs_keep_float32_state(kernels, dtype):
     assert_close_to_max_abs(membrane, ref.membrane.double().numpy(), 1e-6, "half membrane")
     assert_close_to_max_abs(trace, ref.trace.to(dtype).double().numpy(), 1e-2, "half trace")  # 8-bit mantissa
     grad = kernels.triton_neuron_backward(g32.to(dtype), membrane, spikes, *setting, "tsslbp")
-    expected = _BACKWARDS["tsslbp"](g32.to(dtype).float(), ref.membrane, ref.spikes, *setting)
+    expected = BACKWARDS["tsslbp"](g32.to(dtype).float(), ref.membrane, ref.spikes, *setting)
     assert grad.dtype == torch.float32
     assert_close_to_max_abs(grad, expected.double().numpy(), 1e-5, "half grad")
 
@@ -335,7 +336,7 @@ def test_auto_picks_triton_for_cuda_tensors(monkeypatch):
 
 def test_without_triton(monkeypatch):
     """No importable triton: auto falls back to PyTorch on CUDA; a forced triton says what is wrong."""
-    monkeypatch.setattr(tssl.kernels, "triton_available", lambda: False)
+    monkeypatch.setattr(tssl.engine.kernels, "triton_available", lambda: False)
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     assert neuron_backend(FAKE_CUDA) == "torch"
     monkeypatch.setenv(BACKEND_ENV, "triton")
@@ -403,7 +404,7 @@ def test_kernels_compile_for_hopper_without_a_gpu(monkeypatch, tmp_path, tensor_
         pytest.skip("this triton has no NVIDIA backend")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    import tssl.kernels.triton_neuron as module
+    import tssl.engine.kernels.triton_neuron as module
 
     decays = {"MEM_DECAY": 0.8, "SYN_DECAY": 2 / 3, "INV_TAU_S": 1 / 3, "THRESHOLD": 1.0}
     common = {"COMPUTE": getattr(tl, compute), "BLOCK": module.BLOCK}
@@ -447,7 +448,7 @@ def test_kernels_compile_for_hopper_without_a_gpu(monkeypatch, tmp_path, tensor_
 def test_compiled_kernels_on_cuda(monkeypatch, dtype):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv(BACKEND_ENV, raising=False)
-    import tssl.kernels.triton_neuron as module
+    import tssl.engine.kernels.triton_neuron as module
 
     for steps in (1, 5, 30):
         for setting in SETTINGS:

@@ -12,8 +12,9 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["__version__", "build_network", "neuron_forward", "predict", "psp_filter", "tsslbp_neuron"]
 
-_ENGINE = {"build_network": "tssl.network", "predict": "tssl.network", "neuron_forward": "tssl.neuron",
-           "psp_filter": "tssl.neuron", "tsslbp_neuron": "tssl.neuron"}
+_ENGINE = {"build_network": "tssl.engine.network", "predict": "tssl.engine.network",
+           "neuron_forward": "tssl.engine.neuron", "psp_filter": "tssl.engine.neuron",
+           "tsslbp_neuron": "tssl.engine.neuron"}
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tssl import __version__, cpu_allocator
+from tssl import __version__
+from tssl.harness import cpu_allocator
 
 
 class UsageError(Exception):
@@ -82,10 +83,10 @@ def _cluster_settings(suite, args: argparse.Namespace):
 
 def _run_suite(args: argparse.Namespace) -> int:
     from tssl.data.base import DataError
-    from tssl.distributed import DistributedError
-    from tssl.kernels import BackendError, requested_backend
-    from tssl.runner import RunOptions, run_suite
-    from tssl.suites import SuiteError, load_suite
+    from tssl.engine.distributed import DistributedError
+    from tssl.engine.kernels import BackendError, requested_backend
+    from tssl.harness.runner import RunOptions, run_suite
+    from tssl.harness.suites import SuiteError, load_suite
 
     try:
         requested_backend()  # a bad TSSL_NEURON_BACKEND is refused before any run starts
@@ -97,7 +98,7 @@ def _run_suite(args: argparse.Namespace) -> int:
         outcome = run_suite(suite, options, args.only, args.seeds)
     except (SuiteError, DataError, DistributedError, BackendError) as error:
         raise UsageError(str(error)) from None
-    from tssl.distributed import ranks_from_environment
+    from tssl.engine.distributed import ranks_from_environment
 
     if not ranks_from_environment().is_main:
         return 1 if outcome.failed else 0
@@ -124,7 +125,7 @@ def _add_report(commands) -> None:
 
 def _suite_tasks(suite) -> dict[str, dict]:
     """What the report and ``tssl check`` need of each task of a loaded suite, the seed-free config hash included."""
-    from tssl.schema import task_config_hash
+    from tssl.records.schema import task_config_hash
 
     return {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
                      "description": t.description, "run_config": t.run_config(),
@@ -132,9 +133,9 @@ def _suite_tasks(suite) -> dict[str, dict]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tssl.report import ReportError, load_records, write_report
-    from tssl.results import ResultsError, read_records
-    from tssl.suites import SuiteError, load_suite
+    from tssl.harness.suites import SuiteError, load_suite
+    from tssl.records.report import ReportError, load_records, write_report
+    from tssl.records.store import ResultsError, read_records
 
     try:
         suite = load_suite(args.suite)
@@ -171,9 +172,9 @@ def _add_check(commands) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tssl import check
-    from tssl.results import ResultsError, read_records
-    from tssl.suites import SuiteError, load_suite
+    from tssl.harness.suites import SuiteError, load_suite
+    from tssl.records import check
+    from tssl.records.store import ResultsError, read_records
 
     try:
         suite = load_suite(args.suite)
@@ -193,7 +194,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"reference written to {reference_path} ({len(reference['entries'])} task x method entries)")
             return 0
         if args.paper:
-            from tssl.stats import VERDICT_RULE
+            from tssl.records.stats import VERDICT_RULE
 
             lines, rule, against = check.check_against_paper(tasks, records), VERDICT_RULE, "the paper"
             failed = any(line.verdict in check.PAPER_FAILING for line in lines)
@@ -291,9 +292,9 @@ def _add_bench(commands) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from tssl.bench import DEFAULT_NETS, BenchError, BenchOptions, run_bench
-    from tssl.bench_report import BenchReportError, load_bench_records, write_bench_report
-    from tssl.kernels import BackendError, requested_backend
+    from tssl.engine.kernels import BackendError, requested_backend
+    from tssl.harness.bench import DEFAULT_NETS, BenchError, BenchOptions, run_bench
+    from tssl.records.bench_report import BenchReportError, load_bench_records, write_bench_report
 
     try:
         requested_backend()  # a bad TSSL_NEURON_BACKEND is refused before anything runs
@@ -315,7 +316,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _submit_suite(suite, options, args: argparse.Namespace) -> int:
-    from tssl.executors import submit_suite
+    from tssl.harness.executors import submit_suite
 
     cluster = _cluster_settings(suite, args)
     outcome = submit_suite(suite, options, args.executor, cluster, args.only, args.seeds)
@@ -347,9 +348,9 @@ def _add_status(commands) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tssl.results import ResultsError
-    from tssl.status import format_table, suite_status
-    from tssl.suites import SuiteError, load_suite
+    from tssl.harness.status import format_table, suite_status
+    from tssl.harness.suites import SuiteError, load_suite
+    from tssl.records.store import ResultsError
 
     try:
         suite = load_suite(args.suite, args.overrides)

@@ -1,7 +1,7 @@
 """Build networks from the authors' TSSL-BP YAML network files and load their checkpoints.
 
 ``build(config_yaml, state_dict=None, input_shape=None)`` returns ``(net, loss_fn)``: ``net`` is a
-:class:`~tssl.network.SpikingNetwork` whose ``parameters()`` follow the authors' parameter order (conv and
+:class:`~tssl.engine.network.SpikingNetwork` whose ``parameters()`` follow the authors' parameter order (conv and
 linear layers in YAML order), ``loss_fn(out, labels)`` is the config's loss summed over the batch.
 A checkpoint uses the authors' keys ``my_parameters.i``; 5-D conv weights ``(out, in, k, k, 1)`` are accepted.
 """
@@ -17,9 +17,9 @@ import torch
 import yaml
 from torch import nn
 
-from tssl.architecture import ConvSpec, DropoutSpec, LayerSpec, LinearSpec, PoolSpec
-from tssl.losses import make_loss
-from tssl.network import NetworkSpec, SpikingNetwork, WeightedLayerOptions
+from tssl.engine.architecture import ConvSpec, DropoutSpec, LayerSpec, LinearSpec, PoolSpec
+from tssl.engine.losses import make_loss
+from tssl.engine.network import NetworkSpec, SpikingNetwork, WeightedLayerOptions
 
 
 class OfficialConfigError(ValueError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 if TYPE_CHECKING:
-    from tssl.distributed import Ranks
+    from tssl.engine.distributed import Ranks
 
 # unverified: files that claim to be the published data set but whose SHA-256 differs from the published one.
 DataKind = Literal["real", "generated", "reduced", "unverified"]

@@ -27,15 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tssl.data.base import DataError, DataKind, PreparedData, TensorSplit, split_validation
-from tssl.data.vision import (
-    MANIFEST,
-    _one_line,
-    _read_manifest,
-    _replace_dir,
-    _sha256_file,
-    _staging_dir,
-    _write_manifest,
-)
+from tssl.data.files import MANIFEST, one_line, read_manifest, replace_dir, sha256_file, staging_dir, write_manifest
 
 FOLDER = "NMNIST"  # tonic's location: <save_to>/NMNIST/{Train,Test}/<digit>/<id>.bin
 SPLITS = ("Train", "Test")
@@ -85,7 +77,7 @@ def _require_tonic() -> None:
     try:
         import tonic  # noqa: F401
     except ImportError as exc:
-        raise DataError(f"N-MNIST needs tonic, which is not installed ({_one_line(exc)}): pip install tonic") from exc
+        raise DataError(f"N-MNIST needs tonic, which is not installed ({one_line(exc)}): pip install tonic") from exc
 
 
 def _tonic_version() -> str:
@@ -140,7 +132,7 @@ def _bin_split(root: Path, train: bool, steps: int) -> tuple[np.ndarray, np.ndar
             frames = to_frame(events) if len(events) else np.zeros(shape, dtype=np.int16)
         except (IndexError, ValueError, OSError) as exc:  # events outside 34x34x2, unreadable file
             raise DataError(
-                f"{dataset.data[index]} cannot be binned ({_one_line(exc)}): run `tssl fetch-data nmnist` again"
+                f"{dataset.data[index]} cannot be binned ({one_line(exc)}): run `tssl fetch-data nmnist` again"
             ) from exc
         if frames.shape != shape:
             raise DataError(f"{dataset.data[index]} binned to {frames.shape}, not {shape}")
@@ -252,7 +244,7 @@ def load_nmnist(root: Path, *, steps: int, validation_fraction: float = 0.0, see
             f"{len(full_train)} train / {len(test)} test recordings, not the published "
             f"{spec.train_count} / {spec.test_count}"
         )
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     if manifest is None:
         notes.append(f"no {MANIFEST}: these recordings were not checked by `tssl fetch-data nmnist`")
     else:
@@ -310,13 +302,13 @@ def fetch_nmnist(root: Path, source: str | None = None) -> str:
     root = Path(root)
     target = root / FOLDER
     md5s = _zip_md5(spec)
-    if source is None and _read_manifest(target) is not None:
+    if source is None and read_manifest(target) is not None:
         try:
             _check_recordings(target, spec)
             return f"nmnist: already in {target} and matches its manifest; nothing to do"
         except DataError:
             pass  # damaged: fetch it again
-    staging = _staging_dir(root, FOLDER)
+    staging = staging_dir(root, FOLDER)
     try:
         stage = staging / FOLDER
         stage.mkdir()
@@ -333,7 +325,7 @@ def fetch_nmnist(root: Path, source: str | None = None) -> str:
                     extract_archive(str(stage / name), str(stage))
                 except Exception as exc:  # zipfile.BadZipFile, EOFError, ...
                     raise DataError(
-                        f"{origin / name} cannot be extracted, it is truncated or corrupt ({_one_line(exc)})"
+                        f"{origin / name} cannot be extracted, it is truncated or corrupt ({one_line(exc)})"
                     ) from exc
             what, source_text = f"copied and extracted train.zip and test.zip from {origin}", str(origin)
         else:
@@ -343,11 +335,11 @@ def fetch_nmnist(root: Path, source: str | None = None) -> str:
                 NMNIST(str(staging), train=True)
                 NMNIST(str(staging), train=False)
             except Exception as exc:
-                raise DataError(f"could not download N-MNIST through tonic: {_one_line(exc)}") from exc
+                raise DataError(f"could not download N-MNIST through tonic: {one_line(exc)}") from exc
             what, source_text = "downloaded through tonic (zip MD5s checked)", NMNIST.base_url
         counts = _check_recordings(stage, spec)
-        hashes = {name: _sha256_file(stage / name) for name in ZIPS.values()}
-        _write_manifest(
+        hashes = {name: sha256_file(stage / name) for name in ZIPS.values()}
+        write_manifest(
             stage,
             "nmnist",
             source_text,
@@ -357,7 +349,7 @@ def fetch_nmnist(root: Path, source: str | None = None) -> str:
             per_class={split.lower(): per_class for split, per_class in counts.items()},
             tonic=_tonic_version(),
         )
-        _replace_dir(stage, target)
+        replace_dir(stage, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return (

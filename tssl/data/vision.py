@@ -17,16 +17,12 @@ fingerprint.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import pickle
 import shutil
 import sys
-import tempfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +31,17 @@ import torch
 from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
 from tssl.data.base import DataError, DataKind, PreparedData, TensorSplit, split_validation
-
-MANIFEST = "tssl-manifest.json"
+from tssl.data.files import (
+    MANIFEST,
+    check_against_manifest,
+    fingerprint_hashes,
+    hash_files,
+    one_line,
+    read_manifest,
+    replace_dir,
+    staging_dir,
+    write_manifest,
+)
 
 # Spec section 4: MNIST and Fashion-MNIST both use MNIST's statistics; CIFAR-10 the usual per-channel ones.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -91,96 +96,6 @@ class CifarSpec:
 MNIST_SPEC = IdxSpec("mnist", "MNIST", MNIST)
 FMNIST_SPEC = IdxSpec("fmnist", "Fashion-MNIST", FashionMNIST, per_class=(6_000, 1_000), sha256=FMNIST_SHA256)
 CIFAR10_SPEC = CifarSpec()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Files, hashes, manifests, atomic replacement
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _hash_files(folder: Path, names: Sequence[str]) -> dict[str, str]:
-    return {name: _sha256_file(folder / name) for name in names}
-
-
-def _fingerprint(hashes: Mapping[str, str]) -> str:
-    """One SHA-256 over the per-file SHA-256s: names the exact files used without hashing tensors."""
-    lines = "".join(f"{name} {hashes[name]}\n" for name in sorted(hashes))
-    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    path = folder / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"the manifest {path} cannot be read ({_one_line(exc)}); run `tssl fetch-data` again") from exc
-
-
-def _write_manifest(folder: Path, dataset: str, source: str, files: Mapping[str, str], **extra: Any) -> None:
-    manifest = {
-        "schema": 1,
-        "dataset": dataset,
-        "source": source,
-        "fetched_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": {name: {"sha256": files[name]} for name in sorted(files)},
-        **extra,
-    }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def _manifest_hashes(manifest: Mapping[str, Any]) -> dict[str, str]:
-    return {name: entry["sha256"] for name, entry in manifest.get("files", {}).items()}
-
-
-def _check_against_manifest(name: str, folder: Path, hashes: Mapping[str, str]) -> dict[str, Any] | None:
-    """The manifest, after checking that the files are still the ones fetched; None if there is none."""
-    manifest = _read_manifest(folder)
-    if manifest is None:
-        return None
-    recorded = _manifest_hashes(manifest)
-    changed = sorted(file for file in hashes if recorded.get(file) != hashes[file])
-    if changed:
-        raise DataError(
-            f"{', '.join(changed)} in {folder} no longer match the SHA-256s recorded by `tssl fetch-data {name}`; "
-            f"run `tssl fetch-data {name}` again"
-        )
-    return manifest
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (torchvision's download errors span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _staging_dir(root: Path, folder: str) -> Path:
-    """A temporary folder beside the target (same file system, so the final rename is atomic)."""
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{folder}-fetch-", dir=root))
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the fully checked ``new`` folder to ``target``, replacing whatever was there."""
-    if not target.exists():
-        new.rename(target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-    target.rename(old / target.name)
-    try:
-        new.rename(target)
-    except OSError:
-        (old / target.name).rename(target)  # put the previous copy back
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _manifest_note(manifest: Mapping[str, Any] | None, name: str) -> str:
@@ -253,7 +168,7 @@ def _check_idx(raw: Path, spec: IdxSpec) -> dict[str, str]:
     train_per_class, test_per_class = spec.per_class or (None, None)
     _check_idx_split(raw, "train", spec.train_count, train_per_class)
     _check_idx_split(raw, "t10k", spec.test_count, test_per_class)
-    hashes = _hash_files(raw, IDX_FILES)
+    hashes = hash_files(raw, IDX_FILES)
     if spec.sha256 is not None:
         for name in IDX_FILES:
             if hashes[name] != spec.sha256[name]:
@@ -277,7 +192,7 @@ def _copy_idx_files(source: Path, raw: Path) -> list[str]:
                     shutil.copyfileobj(src, dst, 1 << 22)
             except (OSError, EOFError, zlib.error) as exc:
                 raise DataError(
-                    f"{packed} cannot be decompressed, it is truncated or corrupt ({_one_line(exc)})"
+                    f"{packed} cannot be decompressed, it is truncated or corrupt ({one_line(exc)})"
                 ) from exc
             done.append(f"{name}.gz")
         else:
@@ -289,16 +204,16 @@ def _fetch_idx(spec: IdxSpec, root: Path, source: str | None, default_source: Pa
     root = Path(root)
     target = root / spec.folder
     raw_target = target / "raw"
-    if source is None and (raw_target / IDX_FILES[0]).is_file() and _read_manifest(target) is not None:
+    if source is None and (raw_target / IDX_FILES[0]).is_file() and read_manifest(target) is not None:
         try:
-            _check_against_manifest(spec.name, target, _check_idx(raw_target, spec))
+            check_against_manifest(spec.name, target, _check_idx(raw_target, spec))
             return f"{spec.name}: already in {raw_target} and matches its manifest; nothing to do"
         except DataError:
             pass  # damaged: fetch it again
     origin = Path(source) if source is not None else default_source
     if origin is not None and not origin.is_dir():
         raise DataError(f"the {spec.title} source {origin} is not a folder holding the four IDX files")
-    staging = _staging_dir(root, spec.folder)
+    staging = staging_dir(root, spec.folder)
     try:
         if origin is not None:
             raw = staging / spec.folder / "raw"
@@ -312,7 +227,7 @@ def _fetch_idx(spec: IdxSpec, root: Path, source: str | None, default_source: Pa
             try:  # torchvision checks the MD5 of every .gz it downloads, then decompresses it into raw/
                 spec.dataset(str(staging), train=True, download=True)
             except Exception as exc:  # URLError, RuntimeError (MD5 mismatch), OSError, ...
-                raise DataError(f"could not download {spec.title} through torchvision: {_one_line(exc)}") from exc
+                raise DataError(f"could not download {spec.title} through torchvision: {one_line(exc)}") from exc
             raw = staging / spec.folder / "raw"
             what = "downloaded through torchvision (MD5 of each .gz checked)"
             source_text = f"torchvision {spec.folder} mirrors: {', '.join(spec.dataset.mirrors)}"
@@ -322,7 +237,7 @@ def _fetch_idx(spec: IdxSpec, root: Path, source: str | None, default_source: Pa
             checks.append(f"{spec.per_class[0]}/{spec.per_class[1]} images per class")
         if spec.sha256 is not None:
             checks.append(f"SHA-256 of each file equals the published {spec.title} file's")
-        _write_manifest(
+        write_manifest(
             staging / spec.folder,
             spec.name,
             source_text,
@@ -330,7 +245,7 @@ def _fetch_idx(spec: IdxSpec, root: Path, source: str | None, default_source: Pa
             counts={"train": spec.train_count, "test": spec.test_count},
             checks=checks,
         )
-        _replace_dir(staging / spec.folder, target)
+        replace_dir(staging / spec.folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return f"{spec.name}: {what} into {raw_target}; checked {'; '.join(checks)}; manifest {target / MANIFEST}"
@@ -357,14 +272,14 @@ def _load_idx(spec: IdxSpec, root: Path, steps: int, validation_fraction: float,
             f"{legacy} holds torchvision's legacy {MNIST.training_file} / {MNIST.test_file}, which it would read "
             f"instead of the files in raw/: remove that folder or run `tssl fetch-data {spec.name}`"
         )
-    hashes = _hash_files(raw, IDX_FILES)
-    manifest = _check_against_manifest(spec.name, folder, hashes)
+    hashes = hash_files(raw, IDX_FILES)
+    manifest = check_against_manifest(spec.name, folder, hashes)
     try:
         train_set = spec.dataset(str(root), train=True, download=False)
         test_set = spec.dataset(str(root), train=False, download=False)
     except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
         raise DataError(
-            f"torchvision cannot read {spec.title} from {raw} ({_one_line(exc)}): "
+            f"torchvision cannot read {spec.title} from {raw} ({one_line(exc)}): "
             f"run `tssl fetch-data {spec.name}` again"
         ) from exc
     splits = []
@@ -395,7 +310,7 @@ def _load_idx(spec: IdxSpec, root: Path, steps: int, validation_fraction: float,
         train=train,
         validation=validation,
         test=test,
-        fingerprint=_fingerprint(hashes),
+        fingerprint=fingerprint_hashes(hashes),
         notes=notes,
         checksums=checksums,
     )
@@ -485,7 +400,7 @@ def _open_cifar(spec: CifarSpec, root: Path, train: bool) -> CIFAR10:
         return spec.dataset(str(root), train=train, download=False)
     except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise DataError(
-            f"CIFAR-10 in {root / CIFAR_FOLDER} is missing or fails torchvision's MD5 check ({_one_line(exc)}): "
+            f"CIFAR-10 in {root / CIFAR_FOLDER} is missing or fails torchvision's MD5 check ({one_line(exc)}): "
             "run `tssl fetch-data cifar10`"
         ) from exc
 
@@ -517,7 +432,7 @@ def _stage_cifar_source(origin: Path, staging: Path) -> str:
         try:
             extract_archive(str(tarball), str(staging))
         except Exception as exc:  # tarfile.ReadError, EOFError, zlib.error, ...
-            raise DataError(f"{tarball} cannot be extracted, it is truncated or corrupt ({_one_line(exc)})") from exc
+            raise DataError(f"{tarball} cannot be extracted, it is truncated or corrupt ({one_line(exc)})") from exc
         return f"extracted {tarball}"
     raise DataError(f"{origin} holds neither {CIFAR_FOLDER}/, its batch files, nor {CIFAR10.filename}")
 
@@ -529,14 +444,14 @@ def fetch_cifar10(root: Path, source: str | None = None) -> str:
     spec = CIFAR10_SPEC
     root = Path(root)
     target = root / CIFAR_FOLDER
-    if source is None and _read_manifest(target) is not None:
+    if source is None and read_manifest(target) is not None:
         try:
-            _check_against_manifest("cifar10", target, _hash_files(target, CIFAR_FILES))
+            check_against_manifest("cifar10", target, hash_files(target, CIFAR_FILES))
             _check_cifar(spec, root)
             return f"cifar10: already in {target} and matches its manifest; nothing to do"
         except (DataError, OSError):
             pass  # damaged: fetch it again
-    staging = _staging_dir(root, CIFAR_FOLDER)
+    staging = staging_dir(root, CIFAR_FOLDER)
     try:
         if source is not None:
             what = _stage_cifar_source(Path(source), staging)
@@ -545,7 +460,7 @@ def fetch_cifar10(root: Path, source: str | None = None) -> str:
             try:  # torchvision checks the tarball's MD5 before extracting it
                 spec.dataset(str(staging), train=True, download=True)
             except Exception as exc:
-                raise DataError(f"could not download CIFAR-10 through torchvision: {_one_line(exc)}") from exc
+                raise DataError(f"could not download CIFAR-10 through torchvision: {one_line(exc)}") from exc
             (staging / CIFAR10.filename).unlink(missing_ok=True)  # 163 MB, not read by torchvision once extracted
             what = "downloaded through torchvision (tarball MD5 checked)"
             source_text = CIFAR10.url
@@ -555,8 +470,8 @@ def fetch_cifar10(root: Path, source: str | None = None) -> str:
             f"{spec.train_count}/{spec.test_count} 32x32x3 images",
             f"{spec.per_class[0]}/{spec.per_class[1]} images per class",
         ]
-        hashes = _hash_files(staging / CIFAR_FOLDER, CIFAR_FILES)
-        _write_manifest(
+        hashes = hash_files(staging / CIFAR_FOLDER, CIFAR_FILES)
+        write_manifest(
             staging / CIFAR_FOLDER,
             "cifar10",
             source_text,
@@ -564,7 +479,7 @@ def fetch_cifar10(root: Path, source: str | None = None) -> str:
             counts={"train": spec.train_count, "test": spec.test_count},
             checks=checks,
         )
-        _replace_dir(staging / CIFAR_FOLDER, target)
+        replace_dir(staging / CIFAR_FOLDER, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return f"cifar10: {what} into {target}; checked {'; '.join(checks)}; manifest {target / MANIFEST}"
@@ -580,8 +495,8 @@ def load_cifar10(root: Path, *, steps: int, validation_fraction: float = 0.0, se
     missing = [name for name in CIFAR_FILES if not (folder / name).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 is not in {folder} (missing {', '.join(missing)}): run `tssl fetch-data cifar10`")
-    hashes = _hash_files(folder, CIFAR_FILES)
-    manifest = _check_against_manifest("cifar10", folder, hashes)
+    hashes = hash_files(folder, CIFAR_FILES)
+    manifest = check_against_manifest("cifar10", folder, hashes)
     train_set, test_set = _open_cifar(spec, root, True), _open_cifar(spec, root, False)
     full_train = TensorSplit(_normalise_rgb(train_set.data), torch.tensor(train_set.targets, dtype=torch.long))
     test = TensorSplit(_normalise_rgb(test_set.data), torch.tensor(test_set.targets, dtype=torch.long))
@@ -602,6 +517,6 @@ def load_cifar10(root: Path, *, steps: int, validation_fraction: float = 0.0, se
         validation=validation,
         test=test,
         train_augment=cifar_train_augment(),
-        fingerprint=_fingerprint(hashes),
+        fingerprint=fingerprint_hashes(hashes),
         notes=notes,
     )

@@ -26,8 +26,8 @@ from tssl.compat.nir.mapping import (
     cuba_lif_parameters,
     fold_into_weights,
 )
-from tssl.layers import POOL_GAIN, SpikingConv2d, SpikingLinear, SpikingNeuron, SumPool2d, TimeSharedDropout
-from tssl.network import SpikingNetwork
+from tssl.engine.layers import POOL_GAIN, SpikingConv2d, SpikingLinear, SpikingNeuron, SumPool2d, TimeSharedDropout
+from tssl.engine.network import SpikingNetwork
 
 if TYPE_CHECKING:
     import nir
@@ -121,7 +121,7 @@ def export_nir(
     pooling: Pooling = "sum",
     metadata: Mapping[str, Any] | None = None,
 ) -> nir.NIRGraph:
-    """The trained ``network`` (a :class:`~tssl.network.SpikingNetwork`) as a NIR graph, also written to ``path``
+    """The trained ``network`` (a :class:`~tssl.engine.network.SpikingNetwork`) as a NIR graph, also written to ``path``
     when one is given.
 
     ``dt`` is the seconds per step the time constants are written at (snnTorch 1.0 reads graphs at 1e-4 s).
@@ -132,7 +132,8 @@ def export_nir(
     nir = require_nir()
     if not isinstance(network, SpikingNetwork):
         raise NIRError(
-            f"export_nir takes a network of our engine (tssl.network.SpikingNetwork), not a {type(network).__name__}"
+            "export_nir takes a network of our engine (tssl.engine.network.SpikingNetwork), "
+            f"not a {type(network).__name__}"
         )
     if pooling not in POOLINGS:
         raise NIRError(f"pooling={pooling!r} is not a form; allowed: {', '.join(POOLINGS)}")

@@ -22,7 +22,7 @@ from torch import nn
 from tssl.compat.nir.errors import NIRError
 from tssl.compat.nir.export import Pooling, export_nir
 from tssl.compat.nir.mapping import DEFAULT_DT
-from tssl.network import SpikingNetwork
+from tssl.engine.network import SpikingNetwork
 
 if TYPE_CHECKING:
     import nir

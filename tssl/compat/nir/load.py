@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tssl.architecture import ArchitectureError, ConvSpec, LayerSpec, LinearSpec, PoolSpec
 from tssl.compat.nir.errors import NIRError, require_nir
 from tssl.compat.nir.mapping import (
     DEFAULT_DT,
@@ -29,9 +28,10 @@ from tssl.compat.nir.mapping import (
     fold_into_weights,
     neuron_from_cuba_lif,
 )
-from tssl.layers import POOL_GAIN, SpikingConv2d, SpikingLinear
-from tssl.network import NetworkSpec, SpikingNetwork, WeightedLayerOptions
-from tssl.neuron import GradRule, check_grad_rule
+from tssl.engine.architecture import ArchitectureError, ConvSpec, LayerSpec, LinearSpec, PoolSpec
+from tssl.engine.layers import POOL_GAIN, SpikingConv2d, SpikingLinear
+from tssl.engine.network import NetworkSpec, SpikingNetwork, WeightedLayerOptions
+from tssl.engine.neuron_base import GradRule, check_grad_rule
 
 if TYPE_CHECKING:
     import nir

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from tssl.compat.nir.errors import NIRError
-from tssl.layers import POOL_GAIN
-from tssl.neuron import psp_filter
+from tssl.engine.layers import POOL_GAIN
+from tssl.engine.neuron import psp_filter
 
 # Seconds per step written into exported graphs and assumed for graphs that do not state theirs: snnTorch 1.0's
 # NIR importer and exporter both fix dt = 1e-4 s, so a graph meant for it must use this dt.
