@@ -11,6 +11,8 @@ be read is moved aside (``checkpoint.pt.corrupt-<UTC time>``) and the run starts
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import math
 import os
 import random
 import resource
@@ -28,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tssl.data.base import PreparedData
+from tssl.compat.nir import FINAL_WEIGHTS, SOURCE_GRAPH, NIRError, load_nir, save_final_weights
 from tssl.data.registry import load_data
 from tssl.engine import distributed
 from tssl.engine.distributed import SINGLE, Ranks
@@ -37,7 +40,16 @@ from tssl.harness import cpu_allocator
 from tssl.harness.provenance import run_environment, utc_now
 from tssl.harness.suites import NATIVE_ONLY, Suite, SuiteError, TaskConfig
 from tssl.measure.metrics import measure_efficiency
-from tssl.methods import NATIVE_METHODS, Method, ModelConfig, Recipe, get_method, training_recipe
+from tssl.methods import (
+    NATIVE_METHODS,
+    Method,
+    MethodPluginError,
+    ModelConfig,
+    Recipe,
+    get_method,
+    plugin_of,
+    training_recipe,
+)
 from tssl.records.schema import config_hash, task_config_hash
 from tssl.records.store import SCHEMA_VERSION, append_record, latest_records, read_records, store_path
 
@@ -153,10 +165,21 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
 
 
 def _method_for(run: Run) -> Method:
-    options: dict[str, Any] = {"recipe": run.task.recipe}
+    # The recipe is passed only away from its default, so that a method from another package needs no options.
+    options: dict[str, Any] = {} if run.task.recipe == "matched" else {"recipe": run.task.recipe}
     if run.method == "spikingjelly" and run.task.spikingjelly_implementation is not None:
         options["implementation"] = run.task.spikingjelly_implementation
     return get_method(run.method, **options)
+
+
+def _implementation(method: Method, model: torch.nn.Module) -> dict[str, Any]:
+    """What ran, as the method says, plus, for a method from another package, which package and version (read
+    from its metadata, not from the method)."""
+    implementation = dict(method.provenance(model))
+    plugin = plugin_of(method.name)
+    if plugin is not None:
+        implementation["plugin"] = plugin.provenance()
+    return implementation
 
 
 def _percent(fraction: float) -> float:
@@ -263,12 +286,46 @@ def execute_run(
                                                   trainee.method.reset, run.task.precision, ranks=ranks)]
     if not ranks.is_main:
         return None
+    final_weights = _keep_final_weights(run, trainee.model, data, options)
     memory = _peak_memory(device)
     # After the memory peak is read, so that the metrics' own bookkeeping does not count as the run's memory.
     with math_mode(run.task.precision, device), autocast(run.task.precision, device):
         efficiency = measure_efficiency(trainee.model, _test_batches(run, data, ranks, shared=False), device,
                                         trainee.method.reset)
-    return run_record(run, data, trainee, progress, latency, efficiency, memory, device, ranks)
+    return run_record(run, data, trainee, progress, latency, efficiency, memory, device, ranks, final_weights)
+
+
+def _keep_final_weights(run: Run, model: torch.nn.Module, data: PreparedData, options: RunOptions) -> str | None:
+    """Keep a native run's trained network as ``<runs dir>/<suite>/<run id>/final.pt`` (with its NIR graph as
+    ``source.nir`` when the task has one) for ``tssl export`` (docs/nir.md); returns the path the record names.
+    Baselines keep none: NIR export covers the native engine, and snnTorch exports its own models."""
+    if run.method not in NATIVE_METHODS:
+        return None
+    run_dir = checkpoint_path(run, options).parent
+    path = save_final_weights(model, run.config, data.input_shape, data.classes, run_dir)
+    if run.task.nir is not None:  # export rebuilds the network from the graph; keep the one this run trained
+        graph = run_dir / SOURCE_GRAPH
+        shutil.copyfile(run.task.nir, graph)
+        if f"sha256:{hashlib.sha256(graph.read_bytes()).hexdigest()}" != run.task.nir_sha256:
+            raise NIRError(f"{run.task.nir} changed while the run trained; run it again for the new graph")
+    return path.as_posix()
+
+
+def _nir_network(run: Run, method: Method) -> torch.nn.Module:
+    """A native method's network for a task with ``nir``: the graph's, to train with the method's gradient rule.
+    Refused when the file changed since the suite was read (the run id names its old content) or when its time
+    constants differ from the task's (the loss and the input encoding use the task's tau_s and T)."""
+    task = run.task
+    if f"sha256:{hashlib.sha256(Path(task.nir).read_bytes()).hexdigest()}" != task.nir_sha256:
+        raise NIRError(f"{task.nir} changed since the suite was read; run the suite again to train the new graph")
+    network = load_nir(task.nir, steps=task.steps, grad=getattr(method, "grad", "tsslbp"))
+    for key in ("tau_m", "tau_s"):
+        graph_value, task_value = getattr(network.spec, key), getattr(task, key)
+        if not math.isclose(graph_value, task_value, rel_tol=1e-6):  # snnTorch writes float32 constants
+            raise NIRError(f"task {task.name!r}: {task.nir} has {key} = {graph_value:g} steps, the task {task_value:g}; "
+                           f"set {key}: {graph_value:g} in the task")
+    network.set_recompute(task.recompute)
+    return network
 
 
 def build_trainee(run: Run, data: PreparedData, device: torch.device, ranks: Ranks) -> Trainee:
@@ -276,7 +333,7 @@ def build_trainee(run: Run, data: PreparedData, device: torch.device, ranks: Ran
     method = _method_for(run)
     _seed_everything(run.seed)
     config = ModelConfig.from_task(run.task, data.input_shape, data.classes)
-    model = method.build(config).to(device)
+    model = (method.build(config) if run.task.nir is None else _nir_network(run, method)).to(device)
     wrapped = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
     recipe = training_recipe(method, config, run.task.task_loss())
     loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
@@ -392,8 +449,9 @@ def run_record(
     memory: tuple[int, str],
     device: torch.device,
     ranks: Ranks,
+    final_weights: str | None = None,
 ) -> dict[str, Any]:
-    """The record of a finished run (docs/results-format.md)."""
+    """The record of a finished run (docs/results-format.md); ``final_weights``: where its final.pt is kept."""
     task, history = run.task, progress.history
     return {
         "schema": SCHEMA_VERSION,
@@ -420,9 +478,10 @@ def run_record(
         "efficiency": efficiency,
         "timing": _timing_entry(run, data, progress, memory),
         "paper": None if task.paper is None else task.paper.model_dump(),
+        "final_weights": final_weights,
         "provenance": {
             **_provenance(run, device),
-            "implementation": trainee.method.provenance(trainee.model),
+            "implementation": _implementation(trainee.method, trainee.model),
             "recipe": {"name": trainee.recipe.name, **trainee.recipe.details},
             "seed": run.seed,
             "started_at": progress.started_at,
@@ -528,17 +587,18 @@ def recorded_runs(store: Path, options: RunOptions) -> RecordedRuns:
 
 
 def _clear_run_dir(run_dir: Path) -> None:
-    """Remove a run's folder once nothing is left to resume, except checkpoints set aside as corrupt."""
+    """Remove a run's folder once nothing is left to resume, except its final weights (and NIR graph), kept for
+    ``tssl export``, and checkpoints set aside as corrupt."""
     if not run_dir.is_dir():
         return
     for entry in run_dir.iterdir():
-        if CORRUPT in entry.name:
+        if CORRUPT in entry.name or entry.name in (FINAL_WEIGHTS, SOURCE_GRAPH):
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-    with suppress(OSError):  # not empty: it keeps a corrupt checkpoint
+    with suppress(OSError):  # not empty: it keeps final weights or a corrupt checkpoint
         run_dir.rmdir()
 
 
@@ -649,7 +709,15 @@ def check_runs(runs: list[Run], device: torch.device) -> None:
             check_precision(task.precision, device)
         except PrecisionError as error:
             raise SuiteError(f"task {task.name!r}: {error}") from None
+    for name in dict.fromkeys(run.method for run in runs):  # a broken plugin is refused before anything trains
+        try:
+            _method_for(next(run for run in runs if run.method == name))
+        except (MethodPluginError, TypeError) as error:
+            raise SuiteError(str(error)) from None
     for run in runs:
+        if run.task.nir is not None and run.method not in NATIVE_METHODS:
+            raise SuiteError(f"task {run.task.name!r}: nir graphs are built by the native engine only "
+                             f"({', '.join(NATIVE_METHODS)}); method {run.method!r} cannot run it")
         native_only = [key for key in NATIVE_ONLY if not run.task.at_default(key)]
         if native_only and run.method not in NATIVE_METHODS:
             raise SuiteError(

@@ -3,7 +3,8 @@
 
 ``tssl.methods.base`` says what a method is (:class:`Method`, :class:`ModelConfig`, :class:`Recipe`),
 ``tssl.methods.native`` holds the native engine's methods and ``tssl.methods.registry`` every method by name:
-``get_method(name, **options)``, e.g. ``get_method("snntorch", recipe="native")``. The names below are the
+``get_method(name, **options)``, e.g. ``get_method("snntorch", recipe="native")``; methods from other packages
+come in through entry points (``tssl.methods.plugins``, docs/adding-a-method.md). The names below are the
 package's public API.
 """
 
@@ -19,7 +20,8 @@ from tssl.methods.base import (
     training_recipe,
 )
 from tssl.methods.native import NativeMethod, build_native
-from tssl.methods.registry import METHODS, NATIVE_METHODS, get_method, method_names
+from tssl.methods.plugins import MethodPluginError
+from tssl.methods.registry import METHODS, NATIVE_METHODS, get_method, method_names, plugin_of
 
 __all__ = [
     "METHODS",
@@ -27,6 +29,7 @@ __all__ = [
     "RECIPES",
     "LossFn",
     "Method",
+    "MethodPluginError",
     "ModelConfig",
     "NativeMethod",
     "OptimizerFactory",
@@ -36,5 +39,6 @@ __all__ = [
     "get_method",
     "matched_recipe",
     "method_names",
+    "plugin_of",
     "training_recipe",
 ]
