@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import importlib
 
-from tssl.methods import plugins
+from tssl.methods.plugins import Plugin, discover, load
 from tssl.methods.base import Method
 from tssl.methods.native import NativeMethod
 
@@ -26,9 +26,9 @@ NATIVE_METHODS: tuple[str, ...] = tuple(name for name, entry in METHODS.items() 
 
 
 @functools.cache
-def installed_plugins() -> dict[str, plugins.Plugin]:
+def installed_plugins() -> dict[str, Plugin]:
     """The methods that installed packages declare (entry points in ``tssl.methods``), found once per process."""
-    return plugins.discover(tuple(METHODS))
+    return discover(tuple(METHODS))
 
 
 def forget_plugins() -> None:
@@ -42,14 +42,14 @@ def method_names() -> tuple[str, ...]:
     return (*METHODS, *sorted(installed_plugins()))
 
 
-def plugin_of(name: str) -> plugins.Plugin | None:
+def plugin_of(name: str) -> Plugin | None:
     """Where the method ``name`` comes from when an installed package declares it (None for a built-in one)."""
     return None if name in METHODS else installed_plugins().get(name)
 
 
 @functools.cache
 def _plugin_method(name: str) -> Method:
-    return plugins.load(installed_plugins()[name])
+    return load(installed_plugins()[name])
 
 
 def get_method(name: str, **options) -> Method:
