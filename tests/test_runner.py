@@ -63,7 +63,11 @@ def test_record_contents_and_skipping(tmp_path):
     assert {"torch", "tssl-bench"} <= set(provenance["packages"])
     assert provenance["implementation"]["grad_rule"] == "tsslbp"
     assert record["timing"]["samples_per_second"] > 0 and record["timing"]["peak_memory_bytes"] > 0
-    assert not any((opts.runs_dir / "tiny").iterdir())  # the finished run's checkpoint is gone
+    # The finished run's checkpoint and lock are gone; its final weights stay for `tssl export`.
+    run_dir = opts.runs_dir / "tiny" / record["run_id"]
+    assert [p.name for p in (opts.runs_dir / "tiny").iterdir()] == [record["run_id"]]
+    assert [p.name for p in run_dir.iterdir()] == ["final.pt"]
+    assert record["final_weights"] == (run_dir / "final.pt").as_posix()
 
     again = run_suite(suite, opts, log=lambda _: None)  # finished runs are skipped, nothing is duplicated
     assert again.skipped == outcome.ran and not again.ran

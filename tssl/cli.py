@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -360,6 +362,61 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a finished native run's trained network as a NIR graph (docs/nir.md)",
+        description="Export the final weights a finished tssl or tssl-surrogate run kept (RUNS_DIR/<suite>/<run "
+        "id>/final.pt) as a NIR graph file. Needs the nir extra: pip install 'tssl-bench[nir]'.")
+    export.add_argument("run", metavar="RUN_ID_OR_PATH",
+                        help="a run id (as in the records), a run folder or a final.pt")
+    export.add_argument("out", type=Path, metavar="OUT.nir", help="the NIR file to write")
+    export.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                        help="where run ids are looked up (default runs/)")
+    export.add_argument("--pooling", choices=("sum", "avg"), default="sum",
+                        help="sum: SumPool2d + Scale(1.1) (default); avg: AvgPool2d with the gain folded into the next "
+                        "weights, for readers without SumPool2d or Scale (snnTorch 1.0)")
+    export.add_argument("--dt", type=float, default=1e-4, help="seconds per time step (default 1e-4, snnTorch's)")
+    export.set_defaults(handler=_export)
+
+
+def _final_weights_of(run: str, runs_dir: Path) -> Path:
+    """The final.pt of a run folder or file path, else of the run id ``run`` under ``runs_dir`` (one match)."""
+    from tssl.compat.nir import FINAL_WEIGHTS
+
+    path = Path(run)
+    if path.is_file():
+        if path.suffix != ".pt":
+            raise UsageError(f"{path}: not a {FINAL_WEIGHTS}; give a run id, a run folder or its {FINAL_WEIGHTS}")
+        return path
+    if path.is_dir():
+        if not (path / FINAL_WEIGHTS).is_file():
+            raise UsageError(f"{path}: no {FINAL_WEIGHTS} in this folder (finished tssl and tssl-surrogate runs "
+                             "keep one)")
+        return path / FINAL_WEIGHTS
+    matches = sorted(runs_dir.glob(f"*/{glob.escape(run)}/{FINAL_WEIGHTS}")) if "/" not in run else []
+    if len(matches) != 1:
+        found = "none" if not matches else f"{len(matches)}: {', '.join(str(m) for m in matches)}"
+        raise UsageError(f"{run}: not a path, and looking for {runs_dir}/*/{run}/{FINAL_WEIGHTS} found {found} "
+                         "(finished tssl and tssl-surrogate runs keep their final weights there; see --runs-dir)")
+    return matches[0]
+
+
+def _export(args: argparse.Namespace) -> int:
+    source = _final_weights_of(args.run, args.runs_dir)
+    if not (args.dt > 0 and math.isfinite(args.dt)):
+        raise UsageError(f"--dt must be a positive number of seconds per step; got {args.dt}")
+    from tssl.compat.nir import NIRError, export_run
+
+    try:
+        graph = export_run(source, args.out, dt=args.dt, pooling=args.pooling)
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    except (NIRError, OSError) as error:
+        raise UsageError(" ".join(str(error).split())) from None
+    print(f"wrote {args.out}: {len(graph.nodes)} NIR nodes, dt {args.dt:g} s, pooling {args.pooling}, from {source}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tssl", description="TSSL-BP engine and spiking-network benchmark")
     parser.add_argument("--version", action="version", version=f"tssl-bench {__version__}")
@@ -370,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fetch(commands)
     _add_bench(commands)
     _add_status(commands)
+    _add_export(commands)
     return parser
 
 

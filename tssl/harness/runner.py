@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tssl.data.base import PreparedData
 from tssl.compat.nir import FINAL_WEIGHTS, SOURCE_GRAPH, NIRError, load_nir, save_final_weights
+from tssl.data.base import PreparedData
 from tssl.data.registry import load_data
 from tssl.engine import distributed
 from tssl.engine.distributed import SINGLE, Ranks
@@ -311,19 +311,18 @@ def _keep_final_weights(run: Run, model: torch.nn.Module, data: PreparedData, op
     return path.as_posix()
 
 
-def _nir_network(run: Run, method: Method) -> torch.nn.Module:
-    """A native method's network for a task with ``nir``: the graph's, to train with the method's gradient rule.
-    Refused when the file changed since the suite was read (the run id names its old content) or when its time
-    constants differ from the task's (the loss and the input encoding use the task's tau_s and T)."""
-    task = run.task
+def _nir_network(task: TaskConfig, grad: str) -> torch.nn.Module:
+    """The network of a task with ``nir``: the graph's, to train with the gradient rule ``grad``. Refused when
+    the file changed since the suite was read (the run id names its old content) or when its time constants
+    differ from the task's (the loss and the input filter use the task's)."""
     if f"sha256:{hashlib.sha256(Path(task.nir).read_bytes()).hexdigest()}" != task.nir_sha256:
         raise NIRError(f"{task.nir} changed since the suite was read; run the suite again to train the new graph")
-    network = load_nir(task.nir, steps=task.steps, grad=getattr(method, "grad", "tsslbp"))
+    network = load_nir(task.nir, steps=task.steps, grad=grad)
     for key in ("tau_m", "tau_s"):
         graph_value, task_value = getattr(network.spec, key), getattr(task, key)
         if not math.isclose(graph_value, task_value, rel_tol=1e-6):  # snnTorch writes float32 constants
-            raise NIRError(f"task {task.name!r}: {task.nir} has {key} = {graph_value:g} steps, the task {task_value:g}; "
-                           f"set {key}: {graph_value:g} in the task")
+            raise NIRError(f"{task.nir} has {key} = {graph_value:g} steps, the task {task_value:g}; set {key}: "
+                           f"{graph_value:g} in the task")
     network.set_recompute(task.recompute)
     return network
 
@@ -333,7 +332,7 @@ def build_trainee(run: Run, data: PreparedData, device: torch.device, ranks: Ran
     method = _method_for(run)
     _seed_everything(run.seed)
     config = ModelConfig.from_task(run.task, data.input_shape, data.classes)
-    model = (method.build(config) if run.task.nir is None else _nir_network(run, method)).to(device)
+    model = (method.build(config) if run.task.nir is None else _nir_network(run.task, method.grad)).to(device)
     wrapped = distributed.wrap_model(model, ranks, device)  # DDP over several ranks, else the model itself
     recipe = training_recipe(method, config, run.task.task_loss())
     loss_fn = recipe.loss.to(device) if isinstance(recipe.loss, torch.nn.Module) else recipe.loss
@@ -718,6 +717,11 @@ def check_runs(runs: list[Run], device: torch.device) -> None:
         if run.task.nir is not None and run.method not in NATIVE_METHODS:
             raise SuiteError(f"task {run.task.name!r}: nir graphs are built by the native engine only "
                              f"({', '.join(NATIVE_METHODS)}); method {run.method!r} cannot run it")
+        if run.task.nir is not None:  # a graph our engine cannot build is refused before anything trains
+            try:
+                _nir_network(run.task, "tsslbp")
+            except (NIRError, ImportError, OSError) as error:
+                raise SuiteError(f"task {run.task.name!r}: {_one_line(error)}") from None
         native_only = [key for key in NATIVE_ONLY if not run.task.at_default(key)]
         if native_only and run.method not in NATIVE_METHODS:
             raise SuiteError(

@@ -9,6 +9,7 @@ the key and the reason.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from importlib import resources
 from pathlib import Path
@@ -47,9 +48,11 @@ class PaperResult(BaseModel):
 
 
 # Task keys introduced after the first published results: omitted from a run's config (and hash) at their default.
-OMITTED_AT_DEFAULT: tuple[str, ...] = ("precision", "recompute")
+OMITTED_AT_DEFAULT: tuple[str, ...] = ("precision", "recompute", "nir")
 # Task keys only the native engine honours (tssl, tssl-surrogate); a task that sets one refuses other methods.
 NATIVE_ONLY: tuple[str, ...] = ("recompute",)
+# Task keys that describe the network and so cannot go with ``nir`` (the graph is the network): left at default.
+NETWORK_KEYS: tuple[str, ...] = ("padding", "conv_weight_scale", "linear_weight_scale", "dropout", "threshold")
 
 
 def _engine_available() -> bool:
@@ -78,7 +81,10 @@ class TaskConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     dataset: str
-    architecture: str
+    # The network: an architecture string, or (``nir``) a NIR graph file, relative to the working directory,
+    # built by tssl.compat.nir.load_nir. Exactly one of the two; a graph enters the run config as its SHA-256.
+    architecture: str | None = None
+    nir: str | None = None
     padding: int = Field(0, ge=0)
     conv_weight_scale: float = Field(1.0, gt=0)
     linear_weight_scale: float = Field(1.0, gt=0)
@@ -118,6 +124,7 @@ class TaskConfig(BaseModel):
     paper: PaperResult | None = None
     # Settings overridden on the command line away from the suite file's: {key: {"suite": old, "run": new}}.
     _deviations: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+    _nir_sha256: str | None = PrivateAttr(None)  # "sha256:<hex>" of the nir file, read once when validated
 
     @property
     def deviations(self) -> dict[str, dict[str, Any]]:
@@ -151,12 +158,38 @@ class TaskConfig(BaseModel):
 
     @field_validator("architecture")
     @classmethod
-    def _parsable(cls, value: str) -> str:
+    def _parsable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             parse_architecture(value)
         except ArchitectureError as error:
             raise ValueError(str(error)) from None
         return value
+
+    @model_validator(mode="after")
+    def _one_network(self) -> TaskConfig:
+        if self.nir is None:
+            if self.architecture is None:
+                raise ValueError("give the network: architecture (e.g. 8C3-P2-16) or nir (a NIR graph file)")
+            return self
+        if self.architecture is not None:
+            raise ValueError("architecture and nir both given; a nir task's network is its graph: omit architecture")
+        set_keys = [key for key in NETWORK_KEYS if not self.at_default(key)]
+        if set_keys:
+            raise ValueError(f"{', '.join(set_keys)} cannot be set with nir: the graph's layers, thresholds and "
+                             "weights are the network")
+        try:
+            digest = hashlib.sha256(Path(self.nir).read_bytes()).hexdigest()
+        except OSError as error:
+            raise ValueError(f"nir: cannot read {self.nir} ({error.strerror or error})") from None
+        self._nir_sha256 = f"sha256:{digest}"
+        return self
+
+    @property
+    def nir_sha256(self) -> str | None:
+        """``sha256:<hex>`` of the task's NIR graph file as read when the suite was loaded (None without one)."""
+        return self._nir_sha256
 
     @model_validator(mode="after")
     def _loss_fits(self) -> TaskConfig:
@@ -193,6 +226,9 @@ class TaskConfig(BaseModel):
         for key in OMITTED_AT_DEFAULT:
             if key in config and self.at_default(key):
                 del config[key]
+        if self.nir is not None:  # the graph's content, not where it lies: an edited graph is a new configuration
+            config["nir"] = self._nir_sha256
+            del config["architecture"]
         return config
 
     def at_default(self, key: str) -> bool:

@@ -11,9 +11,9 @@ import dataclasses
 import functools
 import importlib
 
-from tssl.methods.plugins import Plugin, discover, load
 from tssl.methods.base import Method
 from tssl.methods.native import NativeMethod
+from tssl.methods.plugins import Plugin, discover, load
 
 # name -> the method itself, or "module:attribute" for methods whose libraries are imported only when used.
 METHODS: dict[str, Method | str] = {

@@ -623,7 +623,27 @@ def _accuracy_section(document: _Document, groups: Sequence[Group],
                     f"Metric per panel: the paper's ({', '.join(metrics)}). Points: every seed; bars: 95 % "
                     "t-intervals (none for n = 1); shaded: the paper's value ± δ. Hollow markers: runs that are not "
                     "reproductions (flag in the tick label).")
+    document.add(*_export_lines([record for group in groups for record in group.records]))
     return verdicts
+
+
+# The native engine's methods, whose runs keep final.pt for `tssl export` (tssl.methods.NATIVE_METHODS; the
+# records side imports no torch, so the names are repeated here).
+_EXPORTABLE_METHODS = ("tssl", "tssl-surrogate")
+
+
+def _export_lines(records: Sequence[dict]) -> list[str]:
+    """How to take a finished native run to NIR, with a run id of these records as the example."""
+    exportable = [r for r in records if r.get("final_weights")] or [
+        r for r in records if r.get("method") in _EXPORTABLE_METHODS]
+    if not exportable:
+        return []
+    example = max(exportable, key=lambda r: (r.get("provenance") or {}).get("finished_at") or "")
+    run_id = str(example["run_id"]).replace("`", "")  # in a code span: nothing to escape but the backtick
+    return ["**Export.** A finished `tssl` or `tssl-surrogate` run keeps its trained network as "
+            "`runs/<suite>/<run id>/final.pt` (the record's `final_weights`) on the machine that ran it; "
+            f"`tssl export {run_id} OUT.nir` writes it as a NIR graph for other simulators and neuromorphic "
+            "hardware ([docs/nir.md](../../docs/nir.md)).", ""]
 
 
 def _comparison_rows(groups: Sequence[Group], references: Mapping[str, TaskReference]) -> list[list[str]]:

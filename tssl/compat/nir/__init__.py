@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from tssl.compat.nir.errors import NIRError
 from tssl.compat.nir.export import POOLINGS, Pooling, export_nir
-from tssl.compat.nir.final_weights import FINAL_WEIGHTS, export_run, load_final_network, save_final_weights
+from tssl.compat.nir.final_weights import (
+    FINAL_WEIGHTS,
+    SOURCE_GRAPH,
+    export_run,
+    load_final_network,
+    save_final_weights,
+)
 from tssl.compat.nir.load import load_nir
 from tssl.compat.nir.mapping import DEFAULT_DT, output_scores
 
@@ -24,6 +30,7 @@ __all__ = [
     "DEFAULT_DT",
     "FINAL_WEIGHTS",
     "POOLINGS",
+    "SOURCE_GRAPH",
     "NIRError",
     "Pooling",
     "export_nir",

@@ -10,6 +10,7 @@ runner may keep every run's weights; export is for runs of the native engine.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from torch import nn
 
 from tssl.compat.nir.errors import NIRError
 from tssl.compat.nir.export import Pooling, export_nir
+from tssl.compat.nir.load import load_nir
 from tssl.compat.nir.mapping import DEFAULT_DT
 from tssl.engine.network import SpikingNetwork
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     import nir
 
 FINAL_WEIGHTS = "final.pt"
+# Beside final.pt for a run whose task built its network from a NIR graph (the suite key ``nir``): the graph the
+# run trained (its config names it by SHA-256), from which the network is rebuilt.
+SOURCE_GRAPH = "source.nir"
 FORMAT = "tssl-final-weights"
 FORMAT_VERSION = 1
 
@@ -93,6 +98,8 @@ def _rebuild(state: dict[str, Any], path: Path) -> SpikingNetwork:
             f"{path}: the run's method is {method!r}; NIR export covers the native engine's runs "
             f"({', '.join(NATIVE_METHODS)}); export snnTorch models with snntorch.export_nir"
         )
+    if config.get("nir") is not None:
+        return _rebuild_from_graph(state, path, METHODS[method].grad)
     missing = [key for key in ("architecture", "steps") if key not in config]
     if missing:
         raise NIRError(f"{path}: the run config lacks {', '.join(missing)}")
@@ -109,6 +116,24 @@ def _rebuild(state: dict[str, Any], path: Path) -> SpikingNetwork:
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise NIRError(f"{path}: the weights do not fit the network the run config describes ({first})") from None
+    return network.eval()
+
+
+def _rebuild_from_graph(state: dict[str, Any], path: Path, grad: str) -> SpikingNetwork:
+    """The network of a run whose task had ``nir``: built from the graph kept beside ``final.pt``, which must be
+    the one the run's config names."""
+    graph = path.with_name(SOURCE_GRAPH)
+    expected = state["config"]["nir"]
+    if not graph.is_file():
+        raise NIRError(f"{path}: the run built its network from a NIR graph ({expected}); {graph} is missing")
+    if f"sha256:{hashlib.sha256(graph.read_bytes()).hexdigest()}" != expected:
+        raise NIRError(f"{graph}: not the graph the run trained (its config names {expected})")
+    network = load_nir(graph, steps=int(state["config"]["steps"]), grad=grad)
+    try:
+        network.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise NIRError(f"{path}: the weights do not fit the network of {graph} ({first})") from None
     return network.eval()
 
 
