@@ -640,10 +640,13 @@ def _export_lines(records: Sequence[dict]) -> list[str]:
         return []
     example = max(exportable, key=lambda r: (r.get("provenance") or {}).get("finished_at") or "")
     run_id = str(example["run_id"]).replace("`", "")  # in a code span: nothing to escape but the backtick
+    kept = sum(1 for r in records if r.get("final_weights"))
+    note = ("" if kept else " None of these records kept its weights (they were written before runs kept them): "
+            "rerun a run with `--force` to export it.")
     return ["**Export.** A finished `tssl` or `tssl-surrogate` run keeps its trained network as "
             "`runs/<suite>/<run id>/final.pt` (the record's `final_weights`) on the machine that ran it; "
             f"`tssl export {run_id} OUT.nir` writes it as a NIR graph for other simulators and neuromorphic "
-            "hardware ([docs/nir.md](../../docs/nir.md)).", ""]
+            f"hardware ([docs/nir.md](../../docs/nir.md)).{note}", ""]
 
 
 def _comparison_rows(groups: Sequence[Group], references: Mapping[str, TaskReference]) -> list[list[str]]:
