@@ -15,7 +15,6 @@ import pytest
 from tssl.harness.runner import RunOptions, run_suite
 from tssl.harness.suites import load_suite
 from tssl.records.check import TaskSpec, make_reference
-from tssl.records.schema import task_config_hash
 from tssl.records.store import append_record, read_records
 
 SUITE = """
@@ -80,7 +79,7 @@ def test_smoke_runs_are_labelled_and_refused_by_check(tmp_path):
     run_suite(suite, opts, log=lambda _: None)
     (record,) = read_records(opts.results_dir / "tiny.jsonl")
     assert record["smoke"] is True and record["limit_batches"] == 2
-    tasks = {t.name: TaskSpec(task_config_hash(t.run_config()), t.tolerance) for t in suite.tasks}
+    tasks = {t.name: TaskSpec(t.task_config_hash(), t.tolerance) for t in suite.tasks}
     with pytest.raises(ValueError, match="no faithful runs"):  # a smoke run is never a reference
         make_reference("tiny", [record], "x", tasks)
 

@@ -127,11 +127,9 @@ def _add_report(commands) -> None:
 
 def _suite_tasks(suite) -> dict[str, dict]:
     """What the report and ``tssl check`` need of each task of a loaded suite, the seed-free config hash included."""
-    from tssl.records.schema import task_config_hash
-
     return {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
                      "description": t.description, "run_config": t.run_config(),
-                     "config": task_config_hash(t.run_config()), "seeds": list(t.seeds)} for t in suite.tasks}
+                     "config": t.task_config_hash(), "seeds": list(t.seeds)} for t in suite.tasks}
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -46,9 +46,9 @@ from tssl.engine.precision import PrecisionError, autocast, check_precision, des
 from tssl.engine.recipe import make_optimizer
 from tssl.engine.train import no_reset, train_step
 from tssl.harness import cpu_allocator
-from tssl.harness.provenance import environment, utc_now
+from tssl.harness.provenance import environment
 from tssl.methods import ModelConfig, build_native, get_method, method_names, training_recipe
-from tssl.records.schema import BENCH_KIND, BENCH_MEMORY_KINDS, BENCH_SCHEMA_VERSION, BENCH_STORE_NAME, FLOOR
+from tssl.records.schema import BENCH_KIND, BENCH_MEMORY_KINDS, BENCH_SCHEMA_VERSION, BENCH_STORE_NAME, FLOOR, utc_now
 from tssl.records.store import append_record
 
 BENCH_SCHEMA = BENCH_SCHEMA_VERSION

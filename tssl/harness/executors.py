@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tssl.harness.provenance import utc_now
 from tssl.harness.runner import CHECKPOINT, Run, RunOptions, expand, recorded_runs
 from tssl.harness.suites import ClusterConfig, Suite, SuiteError
+from tssl.records.schema import utc_now
 
 try:  # the `cluster` extra; without it `tssl run --executor ...` says what to install
     from submitit.helpers import Checkpointable as _JobBase

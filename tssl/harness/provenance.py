@@ -8,7 +8,6 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -21,10 +20,6 @@ PACKAGES = ("tssl-bench", "torch", "torchvision", "numpy", "scikit-learn", "snnt
 
 
 OUTPUT_PATHSPECS = (":(exclude,top)results", ":(exclude,top)reports")
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _git(cwd: Path | None, *args: str) -> bytes | None:

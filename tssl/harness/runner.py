@@ -37,7 +37,7 @@ from tssl.engine.distributed import SINGLE, Ranks
 from tssl.engine.precision import PrecisionError, autocast, check_precision, math_mode
 from tssl.engine.train import DivergenceError, EpochBars, EpochRecord, LossFn, fit, latency_curve
 from tssl.harness import cpu_allocator
-from tssl.harness.provenance import run_environment, utc_now
+from tssl.harness.provenance import run_environment
 from tssl.harness.suites import NATIVE_ONLY, Suite, SuiteError, TaskConfig
 from tssl.measure.metrics import measure_efficiency
 from tssl.methods import (
@@ -50,7 +50,7 @@ from tssl.methods import (
     plugin_of,
     training_recipe,
 )
-from tssl.records.schema import config_hash, task_config_hash
+from tssl.records.schema import config_hash, task_config_hash, utc_now
 from tssl.records.store import SCHEMA_VERSION, append_record, latest_records, read_records, store_path
 
 CHECKPOINT = "checkpoint.pt"
@@ -99,7 +99,7 @@ class RunOptions:
     limit_batches: int | None = None
     force: bool = False
     progress: bool | None = None  # None: show progress bars only on a terminal
-    # Records finished before this time (UTC, provenance.utc_now format) do not count as done: set by --force,
+    # Records finished before this time (UTC, tssl.records.schema.utc_now format) do not count as done: set by --force,
     # so that a forced run resubmitted after a preemption still skips the record it has already written.
     done_after: str | None = None
     retry_diverged: bool = False  # train runs whose latest record says they diverged again (else skipped)

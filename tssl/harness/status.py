@@ -14,7 +14,6 @@ from pathlib import Path
 from tssl.harness.executors import QUEUED_STATES, RUNNING_STATES, job_state, read_job_book
 from tssl.harness.runner import CHECKPOINT, expand
 from tssl.harness.suites import Suite
-from tssl.records.schema import task_config_hash
 from tssl.records.selection import describe_deviation
 from tssl.records.store import latest_records, read_records, store_path
 
@@ -43,7 +42,7 @@ def suite_status(suite: Suite, results_dir: Path, runs_dir: Path) -> list[RunSta
     # Runs the store holds beyond the suite file's seeds and methods (e.g. `tssl run ... --seeds 3,4`): listed
     # too, so that status shows every run the report will count.
     listed = {row.run_id for row in rows}
-    current = {task.name: task_config_hash(task.run_config()) for task in suite.tasks}
+    current = {task.name: task.task_config_hash() for task in suite.tasks}
     for run_id, record in latest.items():
         if run_id not in listed and record.get("task") in current:
             state, detail = _state(record, book.get(run_id), runs_dir / suite.name / run_id / CHECKPOINT)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from tssl.data.registry import DATASETS
 from tssl.engine.architecture import ArchitectureError, parse_architecture
+from tssl.records.schema import task_config_hash
 
 if TYPE_CHECKING:
     from torch import nn
@@ -215,6 +216,10 @@ class TaskConfig(BaseModel):
             desired_count=self.desired_count,
             undesired_count=self.undesired_count,
         )
+
+    def task_config_hash(self) -> str:
+        """The seed- and method-free hash of this task's settings: the configuration its runs are grouped by."""
+        return task_config_hash(self.run_config())
 
     def run_config(self) -> dict[str, Any]:
         """The settings that determine a run's result (not the seeds or method list, not the paper's numbers).

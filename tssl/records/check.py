@@ -17,12 +17,12 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tssl.records import stats
-from tssl.records.selection import Group, describe_missing, faithful_group, group_records
+from tssl.records.schema import utc_now
+from tssl.records.selection import Group, describe_missing, faithful_group, group_records, paper_metric
 
 REFERENCE_METRIC = "final"  # the gate compares our own runs: the unbiased final-epoch accuracy
 MIN_REFERENCE_SEEDS = 2  # Welch's test needs two seeds on each side
@@ -72,10 +72,6 @@ class CheckLine:
         return row
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _line(task: str, method: str, config: str, metric: str, values: Sequence[float], verdict: str, reason: str,
           seeds: Sequence[int], seeds_needed: int | None = None) -> CheckLine:
     if not values:
@@ -112,7 +108,7 @@ def make_reference(suite: str, records: list[dict[str, Any]], source: str,
         })  # fmt: skip
     first = groups[0].records[0]["provenance"]
     return {
-        "suite": suite, "created_at": _utc_now(), "source": source, "rule": RULE,
+        "suite": suite, "created_at": utc_now(), "source": source, "rule": RULE,
         "provenance": {k: first.get(k) for k in ("git_sha", "git_dirty", "packages", "device", "hardware", "python")},
         "entries": entries,
     }  # fmt: skip
@@ -194,10 +190,6 @@ def passed(lines: Sequence[CheckLine]) -> bool:
 
 
 PAPER_FAILING = (stats.NOT_REPRODUCED, MISSING)
-
-
-def paper_metric(paper: Mapping[str, Any] | None) -> str:
-    return str((paper or {}).get("metric") or "final")
 
 
 def check_against_paper(tasks: Mapping[str, TaskSpec], records: list[dict[str, Any]],

@@ -211,7 +211,7 @@ class TaskReference:
 
     @property
     def metric(self) -> str:
-        return str((self.paper or {}).get("metric") or "final")
+        return selection.paper_metric(self.paper)
 
     @property
     def paper_mark(self) -> PaperMark | None:
@@ -226,7 +226,7 @@ def _clean_paper(paper: Any) -> dict | None:
     if not isinstance(paper, Mapping) or not (is_number(paper.get("mean")) or is_number(paper.get("best"))):
         return None
     return {
-        "metric": str(paper.get("metric") or "final"),
+        "metric": selection.paper_metric(paper),
         "mean": _num(paper.get("mean")),
         "std": _num(paper.get("std")),
         "best": _num(paper.get("best")),

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,6 +46,11 @@ FAILURES = ("diverged", "error")
 # Config keys that identify a run but not its configuration group: the seed (seeds are the samples of a group)
 # and the method (methods are compared within one task configuration).
 NOT_IN_TASK_CONFIG = ("seed", "method")
+
+
+def utc_now() -> str:
+    """The time now as records write it (``started_at``, ``finished_at``, ``created_at``): UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ Torch-free.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,11 @@ FLAG_TEXT = {
 _KIND_FLAG = {"generated": GENERATED, "reduced": REDUCED, "unverified": UNVERIFIED,
               "reduced-epochs": REDUCED_EPOCHS, "modified": MODIFIED}
 METRICS = ("best", "final")
+
+
+def paper_metric(paper: Mapping[str, Any] | None) -> str:
+    """Which of our accuracies is like for like with the paper's number: its ``metric`` (``final`` when unset)."""
+    return str((paper or {}).get("metric") or "final")
 
 
 def run_kind(record: Mapping[str, Any]) -> str:
@@ -192,10 +196,6 @@ def describe_missing(groups: Sequence[Group], task: str, method: str) -> str:
     held = "; ".join(f"{g.n} run(s) flagged {', '.join(g.flags) or g.kind}" for g in others)
     return (f"no faithful {method} run of {task} (current config, full epochs, real verified data): "
             f"the store holds {held}")
-
-
-def mean_or_nan(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values) if values else math.nan
 
 
 def latest_configs(records: Iterable[dict[str, Any]]) -> dict[str, str]:
