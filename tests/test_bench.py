@@ -134,7 +134,6 @@ def test_cli_bench_bf16_then_report(tmp_path, capsys):
         (["--net", "mnist", "--input-shape", SHAPE], "--input-shape applies to architecture strings only"),
         (["--net", NET, "--input-shape", "1,x"], "--input-shape '1,x' is not"),
         (["--net", "4C3-P2-P2-P2-16", "--input-shape", SHAPE], "leaves an empty output"),
-        (["--net", NET, "--input-shape", SHAPE, "--steps", "4"], "needs T a multiple of 5"),
         (["--methods", "tssl,foo"], "--methods 'foo' is unknown"),
         (["--methods", "spikingjelly[nope]"], "spikingjelly implementations are cuda, triton, torch"),
         (["--precision", "fp16"], "--precision 'fp16' is unknown; allowed: fp32, tf32, bf16"),

@@ -69,7 +69,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["report", "clitest", "epochs=1"], "unrecognized arguments: epochs=1"),
         (["run", "clitest", "architecture=8C3-Q2"], "bad token 'Q2'"),
         (["run", "clitest", "methods=[nope]"], "unknown method 'nope'"),
-        (["run", "clitest", "steps=7"], "needs T a multiple of 5"),
+        (["run", "clitest", "steps=0"], "key 'steps': Input should be greater than or equal to 1"),
         (["run", "clitest", "--only", "nosuch"], "no task 'nosuch'"),
         (["run", "nosuite"], "suite 'nosuite' not found"),
         (["run", "clitest", "--device", "cuda:7"], "cuda"),

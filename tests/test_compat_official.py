@@ -106,7 +106,7 @@ YAML = (CONFIGS / "FashionMNIST_400_400.yaml").read_text()
     [
         (("n_inputs: 784", "n_inputs: 780"), "Layers.hidden_1: n_inputs=780 but the layer receives 784"),
         (('type: "linear"', 'type: "convspiking"'), "type 'convspiking' is not supported; allowed: conv, linear"),
-        (("n_steps: 5", "n_steps: 7"), "kernel loss (final target) needs T a multiple of 5"),
+        (("n_steps: 5", "n_steps: 7"), "the authors' final kernel target needs T a multiple of 5"),
         (('loss: "kernel"', 'loss: "hinge"'), "loss 'hinge' is unknown; allowed: kernel, count, softmax"),
         (("  tau_m: 5\n", ""), "Network: missing key 'tau_m'"),
         (('dataset: "FashionMNIST"', 'dataset: "SVHN"'), "has no known input shape; pass input_shape"),

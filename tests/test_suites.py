@@ -71,7 +71,8 @@ tasks:
         (("    lr: 0.005\n", "    lr: 0.005\n    learning_rate: 1\n"), "task 't1', key 'learning_rate': unknown key"),
         (("epochs: 2", "epochs: two"), "task 't1', key 'epochs': Input should be a valid integer"),
         (("epochs: 2", "epochs: 0"), "key 'epochs': Input should be greater than or equal to 1"),
-        (("steps: 5", "steps: 7"), "task 't1': the kernel loss (final target) needs T a multiple of 5"),
+        (("steps: 5", "steps: 5\n    kernel_target_fill: middle"),
+         "task 't1', key 'kernel_target_fill': Input should be 'last' or 'first'"),
         (("dataset: digits", "dataset: svhn"), "key 'dataset': unknown dataset 'svhn'; allowed: digits"),
         (("methods: [tssl]", "methods: [tssl, brian2]"), "unknown method 'brian2'; allowed: tssl"),
         (("16C3-P2-64", "16C3-P2-6Q"), "bad token '6Q'"),
@@ -93,7 +94,7 @@ def test_bad_suite_names_file_task_key_and_reason(tmp_path, change, message):
         ("epochs", "not of the form key=value"),
         ("epoch=3", "override 'epoch': unknown key"),
         ("batch_size=-1", "key 'batch_size': Input should be greater than or equal to 1"),
-        ("steps=12", "needs T a multiple of 5 when T < 10 and of 10 when T >= 10; got T=12"),
+        ("kernel_target_fill=middle", "key 'kernel_target_fill': Input should be 'last' or 'first'"),
     ],
 )
 def test_bad_overrides_are_refused(tmp_path, override, message):

@@ -18,7 +18,8 @@ import yaml
 from torch import nn
 
 from tssl.engine.architecture import ConvSpec, DropoutSpec, LayerSpec, LinearSpec, PoolSpec
-from tssl.engine.losses import make_loss
+from tssl.engine.kernel_target import authors_define
+from tssl.engine.losses import desired_pattern_error, make_loss
 from tssl.engine.network import NetworkSpec, SpikingNetwork, WeightedLayerOptions
 
 
@@ -149,9 +150,12 @@ def build(
     net.layer_names = names
     if state_dict is not None:
         load_state_dict(net, state_dict)
+    loss_name = str(_require(network, "loss", where))
+    if loss_name == "kernel" and not authors_define(steps, "final"):  # their code has no target here: no fill
+        raise OfficialConfigError(f"{where}: {desired_pattern_error(steps)}")
     try:
         loss_fn = make_loss(
-            str(_require(network, "loss", where)),
+            loss_name,
             steps,
             tau_s,
             desired_count=network.get("desired_count"),
