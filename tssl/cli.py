@@ -41,7 +41,8 @@ def _add_run(commands) -> None:
     )
     run.add_argument("suite", help="suite name (digits, mnist, fmnist, nmnist, cifar10) or path to a suite YAML")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="override a task key for every task")
-    run.add_argument("--only", action="append", metavar="TASK", help="run only this task (repeatable)")
+    run.add_argument("--only", action="append", metavar="TASK",
+                     help="run only this task, or every point of this sweep (repeatable)")
     run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds instead of the suite's")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     run.add_argument("--limit-batches", type=_positive_int, metavar="N",
@@ -126,10 +127,13 @@ def _add_report(commands) -> None:
 
 
 def _suite_tasks(suite) -> dict[str, dict]:
-    """What the report and ``tssl check`` need of each task of a loaded suite, the seed-free config hash included."""
+    """What the report and ``tssl check`` need of each task of a loaded suite, the seed-free config hash included;
+    ``sweep`` names the sweeping task and the swept values of a point of a sweep (None for an ordinary task)."""
     return {t.name: {"paper": t.paper and t.paper.model_dump(), "tolerance": t.tolerance,
                      "description": t.description, "run_config": t.run_config(),
-                     "config": t.task_config_hash(), "seeds": list(t.seeds)} for t in suite.tasks}
+                     "config": t.task_config_hash(), "seeds": list(t.seeds),
+                     "sweep": {"task": t.sweep_of, "values": dict(t.swept)} if t.sweep_of is not None else None}
+            for t in suite.tasks}
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -143,7 +147,7 @@ def _report(args: argparse.Namespace) -> int:
         bench_store = args.results_dir / "bench" / "bench.jsonl"  # tssl bench's default store, if present
         bench = read_records(bench_store) if bench_store.exists() else []
         index = write_report(suite.name, records, args.out or Path("reports") / suite.name,
-                             suite_tasks=_suite_tasks(suite), bench_records=bench)
+                             suite_tasks=_suite_tasks(suite), bench_records=bench, caveat=suite.caveat)
     except (SuiteError, ReportError, ResultsError) as error:
         raise UsageError(str(error)) from None
     print(f"report written to {index}")

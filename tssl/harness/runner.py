@@ -133,7 +133,7 @@ def expand(
     world_size: int = 1,
     limit_batches: int | None = None,
 ) -> list[Run]:
-    tasks = suite.tasks if not only else [suite.task(name) for name in only]
+    tasks = suite.tasks if not only else suite.select(only)  # a sweep's name selects all its points
     return [
         Run(suite.name, task, method, seed, world_size, limit_batches)
         for task in tasks

@@ -5,12 +5,18 @@ Each task says what to train (dataset, architecture, neuron constants), how (met
 lr, loss, seeds) and what the paper reported. ``key=value`` overrides from the command line apply to every
 selected task. Unknown keys, wrong types and impossible combinations are refused with the file, the task,
 the key and the reason.
+
+A task may also ``sweep`` keys over lists of values (``sweep: {steps: [5, 10], lr: [0.001, 0.0005]}``): it
+stands for one task per point of their Cartesian product, named ``<task>-steps5-lr0.001``, each validated and run
+like any other task (docs/suites.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from tssl.data.registry import DATASETS
 from tssl.engine.architecture import ArchitectureError, parse_architecture
+from tssl.engine.kernel_target import authors_define
 from tssl.records.schema import task_config_hash
 
 if TYPE_CHECKING:
@@ -54,6 +61,9 @@ OMITTED_AT_DEFAULT: tuple[str, ...] = ("precision", "recompute", "nir")
 NATIVE_ONLY: tuple[str, ...] = ("recompute",)
 # Task keys that describe the network and so cannot go with ``nir`` (the graph is the network): left at default.
 NETWORK_KEYS: tuple[str, ...] = ("padding", "conv_weight_scale", "linear_weight_scale", "dropout", "threshold")
+# Keys a task's ``sweep`` cannot vary: they name or describe the task, pick its runs or hold the paper's numbers.
+UNSWEEPABLE: tuple[str, ...] = ("name", "description", "methods", "seeds", "paper", "tolerance", "sweep")
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
 def _engine_available() -> bool:
@@ -106,6 +116,9 @@ class TaskConfig(BaseModel):
     lr: float = Field(gt=0)
     loss: Literal["kernel", "count", "softmax"]
     kernel_target: Literal["final", "paper"] = "final"
+    # How the kernel target reaches a T the authors define none for (tssl.engine.losses.kernel_target_trace):
+    # at T = 5, 10, 20, ... it is the authors' target whatever this says.
+    kernel_target_fill: Literal["last", "first"] = "last"
     desired_count: float | None = None
     undesired_count: float | None = None
     methods: list[str] = Field(min_length=1)
@@ -126,11 +139,24 @@ class TaskConfig(BaseModel):
     # Settings overridden on the command line away from the suite file's: {key: {"suite": old, "run": new}}.
     _deviations: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
     _nir_sha256: str | None = PrivateAttr(None)  # "sha256:<hex>" of the nir file, read once when validated
+    # A point of a task's sweep: the task's own name, and the swept keys' values at this point (set by load_suite).
+    _sweep_of: str | None = PrivateAttr(None)
+    _swept: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def deviations(self) -> dict[str, dict[str, Any]]:
         """Overrides that change this task's results (not methods, seeds or the paper's numbers)."""
         return self._deviations
+
+    @property
+    def sweep_of(self) -> str | None:
+        """The name of the sweeping task this task is a point of (None for an ordinary task)."""
+        return self._sweep_of
+
+    @property
+    def swept(self) -> dict[str, Any]:
+        """The swept keys and their values at this point of a sweep, in the sweep's order ({} for an ordinary task)."""
+        return dict(self._swept)
 
     @field_validator("dataset")
     @classmethod
@@ -213,6 +239,7 @@ class TaskConfig(BaseModel):
             self.steps,
             self.tau_s,
             kernel_target=self.kernel_target,
+            kernel_target_fill=self.kernel_target_fill,
             desired_count=self.desired_count,
             undesired_count=self.undesired_count,
         )
@@ -231,6 +258,8 @@ class TaskConfig(BaseModel):
         for key in OMITTED_AT_DEFAULT:
             if key in config and self.at_default(key):
                 del config[key]
+        if self.loss != "kernel" or authors_define(self.steps, self.kernel_target):
+            del config["kernel_target_fill"]  # the authors' own target: the fill plays no part
         if self.nir is not None:  # the graph's content, not where it lies: an edited graph is a new configuration
             config["nir"] = self._nir_sha256
             del config["architecture"]
@@ -273,6 +302,8 @@ class Suite(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
+    # A sentence the report shows in its header and on every figure (e.g. that the epochs were cut).
+    caveat: str = ""
     tasks: list[TaskConfig] = Field(min_length=1)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     source: str = ""  # where the suite was read from (filled in by load_suite)
@@ -289,7 +320,34 @@ class Suite(BaseModel):
         for task in self.tasks:
             if task.name == name:
                 return task
+        points = [t.name for t in self.tasks if t.sweep_of == name]
+        if points:
+            raise SuiteError(f"{self.source}: task {name!r} is a sweep; its points: {', '.join(points)}")
         raise SuiteError(f"{self.source}: no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
+
+    def sweeps(self) -> dict[str, list[TaskConfig]]:
+        """Each sweeping task's name and its points, in the suite's order."""
+        sweeps: dict[str, list[TaskConfig]] = {}
+        for task in self.tasks:
+            if task.sweep_of is not None:
+                sweeps.setdefault(task.sweep_of, []).append(task)
+        return sweeps
+
+    def select(self, names: list[str] | tuple[str, ...]) -> list[TaskConfig]:
+        """The tasks named, in the order named: a task's name, or a sweep's name for all its points; each once."""
+        by_name = {task.name: task for task in self.tasks}
+        sweeps = self.sweeps()
+        selected: list[TaskConfig] = []
+        for name in names:
+            if name in by_name:
+                tasks = [by_name[name]]
+            elif name in sweeps:
+                tasks = sweeps[name]
+            else:
+                listed = f"tasks: {', '.join(by_name)}" + (f"; sweeps: {', '.join(sweeps)}" if sweeps else "")
+                raise SuiteError(f"{self.source}: no task {name!r}; {listed}")
+            selected.extend(task for task in tasks if all(task is not chosen for chosen in selected))
+        return selected
 
 
 def find_suite(name_or_path: str) -> Path:
@@ -347,8 +405,92 @@ def _format_validation_error(error: ValidationError, source: str, raw: dict[str,
     return f"{source}: {', '.join(parts) + ': ' if parts else ''}{message}"
 
 
+def point_label(value: Any) -> str:
+    """A swept value as a point's name writes it: ``2``, ``0.0005``, ``1e-05``, ``true``, a string as is."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same float
+    return str(value)
+
+
+def _values_text(values: list[Any]) -> str:
+    return f"[{', '.join(point_label(value) for value in values)}]"
+
+
+def _point_name(base: str, swept: dict[str, Any]) -> str:
+    return base + "".join(f"-{key}{point_label(value)}" for key, value in swept.items())
+
+
+def _check_sweep(where: str, sweep: Any) -> dict[str, list[Any]]:
+    """A task's ``sweep`` mapping, checked: known, sweepable keys, each with a non-empty list of distinct values."""
+    sweepable = ", ".join(key for key in TaskConfig.model_fields if key not in UNSWEEPABLE)
+    if not isinstance(sweep, dict) or not sweep:
+        raise SuiteError(f"{where}, key 'sweep': expected a mapping of task keys to lists of values (e.g. sweep: "
+                         f"{{steps: [5, 10]}}); sweepable keys: {sweepable}")
+    for key, values in sweep.items():
+        at = f"{where}, key 'sweep.{key}'"
+        if key in UNSWEEPABLE:
+            raise SuiteError(f"{at}: {key} cannot be swept (it names the task, picks its runs or holds the paper's "
+                             f"numbers); sweepable keys: {sweepable}")
+        if key not in TaskConfig.model_fields:
+            raise SuiteError(f"{at}: unknown key; sweepable keys: {sweepable}")
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"{at}: expected a non-empty list of distinct values (e.g. [5, 10]); got {values!r}")
+        for position, value in enumerate(values):
+            if value is not None and not isinstance(value, str | int | float):
+                raise SuiteError(f"{at}: each value must be a number, a string or true/false; got {value!r}")
+            if not re.fullmatch(r"[A-Za-z0-9_.-]*", point_label(value)):
+                raise SuiteError(f"{at}: value {value!r} cannot go into a task name (allowed: letters, digits, "
+                                 "'_', '.', '-')")
+            earlier = values[:position]
+            if any(value == other or point_label(value) == point_label(other) for other in earlier):
+                raise SuiteError(f"{at}: value {point_label(value)} is listed twice in {_values_text(values)}; "
+                                 "list each value once")
+    return sweep
+
+
+def _expand_sweeps(
+    source: str, defaults: dict[str, Any], tasks: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[tuple[str | None, dict[str, Any]]], dict[str, dict[str, list[Any]]]]:
+    """The tasks with defaults merged in and each sweep expanded into its points (keys in the order written, values
+    in the order listed); beside each task its sweep's name and swept values, and every sweep by name."""
+    expanded: list[dict[str, Any]] = []
+    origins: list[tuple[str | None, dict[str, Any]]] = []
+    sweeps: dict[str, dict[str, list[Any]]] = {}
+    for index, task in enumerate(tasks):
+        merged = {**defaults, **task}
+        if "sweep" not in task:
+            expanded.append(merged)
+            origins.append((None, {}))
+            continue
+        base = task.get("name")
+        where = f"{source}: task {base!r}" if isinstance(base, str) else f"{source}: task #{index + 1}"
+        if not isinstance(base, str) or not re.fullmatch(NAME_PATTERN, base):
+            raise SuiteError(f"{where}, key 'name': a task that sweeps needs a name of letters, digits, '_', '.', '-' "
+                             "(its points are named after it)")
+        sweep = _check_sweep(where, merged.pop("sweep"))
+        if base in sweeps:
+            raise SuiteError(f"{where}, key 'name': two tasks that sweep are named {base!r}; rename one of them")
+        sweeps[base] = sweep
+        for point in itertools.product(*sweep.values()):
+            swept = dict(zip(sweep, point, strict=True))
+            expanded.append({**merged, **swept, "name": _point_name(base, swept)})
+            origins.append((base, swept))
+    names = [task.get("name") for task in expanded]
+    for task, (base, _) in zip(expanded, origins, strict=True):
+        if base is not None and (names.count(task["name"]) > 1 or task["name"] in sweeps):
+            raise SuiteError(f"{source}: task {base!r}, key 'sweep': the point {task['name']!r} has the name of "
+                             "another task; rename one of them")
+    for base in sweeps:
+        if base in names:
+            raise SuiteError(f"{source}: task {base!r}, key 'name': {base!r} names both a sweep (all its points) and "
+                             "another task; rename one of them")
+    return expanded, origins, sweeps
+
+
 def load_suite(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
-    """Read, merge defaults, apply ``key=value`` overrides to every task, and validate."""
+    """Read, merge defaults, expand sweeps, apply ``key=value`` overrides to every task, and validate."""
     path = find_suite(name_or_path)
     source = str(path)
     try:
@@ -360,6 +502,9 @@ def load_suite(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -
     defaults = raw.pop("defaults", None) or {}
     if not isinstance(defaults, dict):
         raise SuiteError(f"{source}: key 'defaults' must be a mapping of task keys")
+    if "sweep" in defaults:
+        raise SuiteError(f"{source}: key 'defaults.sweep': only a task can sweep; move sweep: into the tasks it "
+                         "applies to")
     tasks = raw.get("tasks")
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise SuiteError(f"{source}: key 'tasks' must be a list of task mappings")
@@ -368,17 +513,30 @@ def load_suite(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -
     for key, _ in parsed_overrides:
         if key not in known:
             raise SuiteError(f"override {key!r}: unknown key; task keys: {', '.join(sorted(known))}")
-    raw["tasks"] = [{**defaults, **task, **dict(parsed_overrides)} for task in tasks]
+    from_file, origins, sweeps = _expand_sweeps(source, defaults, tasks)
+    for key, _ in parsed_overrides:
+        for base, sweep in sweeps.items():
+            if key in sweep:
+                first = _point_name(base, {k: values[0] for k, values in sweep.items()})
+                raise SuiteError(f"override {key!r}: task {base!r} sweeps {key} over {_values_text(sweep[key])}; "
+                                 f"run one point with --only {first}")
+    raw["tasks"] = [{**task, **dict(parsed_overrides)} for task in from_file]
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as error:
         message = _format_validation_error(error, source, raw)
+        location = error.errors()[0]["loc"]
+        if location[:1] == ("tasks",) and len(location) >= 2 and isinstance(location[1], int):
+            base, swept = origins[location[1]] if location[1] < len(origins) else (None, {})
+            if base is not None:
+                point = ", ".join(f"{key}={point_label(value)}" for key, value in swept.items())
+                message += f" (the point {point} of the sweep of task {base!r})"
         if parsed_overrides:
             message += f" (after overrides {', '.join(overrides)})"
         raise SuiteError(message) from None
     suite.source = source
-    from_file = [{**defaults, **task} for task in tasks]
-    for task, original in zip(suite.tasks, from_file, strict=True):
+    for task, original, (base, swept) in zip(suite.tasks, from_file, origins, strict=True):
+        task._sweep_of, task._swept = base, {key: getattr(task, key) for key in swept}  # as validated
         changed = task.run_config()
         task._deviations = {
             key: {"suite": original.get(key, TaskConfig.model_fields[key].default), "run": changed[key]}
