@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,32 @@ from tssl.records.report_figures import (
     latency_figure,
     throughput_figure,
 )
+from tssl.records.report_sweep import sweeps_section
+from tssl.records.report_text import (
+    EARLIER_LABEL,
+    GENERATED_LABEL,
+    MODIFIED_LABEL,
+    REDUCED_EPOCHS_LABEL,
+    REDUCED_LABEL,
+    SMOKE_LABEL,
+    UNVERIFIED_LABEL,
+)
+from tssl.records.report_text import FLAG_LABEL as _FLAG_LABEL
+from tssl.records.report_text import Document as _Document
+from tssl.records.report_text import classes as _classes
+from tssl.records.report_text import data_cell as _data_cell
+from tssl.records.report_text import efficiency_of as _efficiency_of
+from tssl.records.report_text import file_stem as _file_stem
+from tssl.records.report_text import flag_labels as _labels
+from tssl.records.report_text import flags_of as _flags_of
+from tssl.records.report_text import fmt as _fmt
+from tssl.records.report_text import interval_text as _interval
+from tssl.records.report_text import md as _md
+from tssl.records.report_text import mean_std as _mean_std
+from tssl.records.report_text import num as _num
+from tssl.records.report_text import series_flag as _series_flag
+from tssl.records.report_text import series_label as _series_label
+from tssl.records.report_text import short as _short
 from tssl.records.schema import run_record_problem
 from tssl.records.selection import Group, describe_deviation
 from tssl.records.stats import INCONCLUSIVE, VERDICT_RULE
@@ -73,29 +98,10 @@ __all__ = [
 DEFAULT_TOLERANCE = 0.5
 """Tolerance δ in percentage points when no suite definition gives one."""
 
-SMOKE_LABEL = "SMOKE RUN — not a reproduction"
-GENERATED_LABEL = "GENERATED DATA"
-REDUCED_LABEL = "REDUCED DATA"
-UNVERIFIED_LABEL = "UNVERIFIED DATA"
-REDUCED_EPOCHS_LABEL = "REDUCED EPOCHS — trained for fewer epochs than the suite's recipe"
-MODIFIED_LABEL = "MODIFIED SETTINGS — not the suite's recipe"
-EARLIER_LABEL = "EARLIER CONFIGURATION — not the suite file's current settings"
-# How each selection flag reads in the report's marks.
-_FLAG_LABEL = {
-    selection.SMOKE: SMOKE_LABEL,
-    selection.GENERATED: GENERATED_LABEL,
-    selection.REDUCED: REDUCED_LABEL,
-    selection.UNVERIFIED: UNVERIFIED_LABEL,
-    selection.REDUCED_EPOCHS: REDUCED_EPOCHS_LABEL,
-    selection.MODIFIED: MODIFIED_LABEL,
-    selection.EARLIER: EARLIER_LABEL,
-}
 METRIC_TEXT = {
     "best": "best test accuracy over epochs",
     "final": "final-epoch test accuracy",
 }
-# Every dataset the suites use has ten classes; the chance level drawn on latency curves.
-DATASET_CLASSES = {"digits": 10, "mnist": 10, "fmnist": 10, "nmnist": 10, "cifar10": 10}
 
 
 class ReportError(ValueError):
@@ -120,76 +126,6 @@ def load_records(path: Path) -> list[dict]:
     if not records:
         raise ReportError(f"{path}: the results store holds no records.")
     return records
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Small helpers
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
-_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
-
-
-def _md(text: Any) -> str:
-    """Escape free text (task names, errors, sources) for a Markdown table cell or line."""
-    text = _MD_SPECIAL.sub(r"\\\1", str(text))
-    return text.replace("\r\n", "\n").replace("\n", "<br>")
-
-
-def _num(value: Any) -> float:
-    return float(value) if is_number(value) else math.nan
-
-
-def _fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _interval(interval: tuple[float, float] | None) -> str:
-    return "—" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
-
-
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
-        return "—"
-    summary = stats.summarize(values)
-    return f"{summary.mean:.2f} ± {summary.std:.2f}" if summary.n >= 2 else f"{summary.mean:.2f} (n = 1)"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A Markdown table; a ``|`` inside a cell (say, in |μ - P|) is escaped so that it cannot split the cell."""
-    rows = [[_UNESCAPED_PIPE.sub(r"\\|", cell) for cell in row] for row in rows]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _labels(flags: Iterable[str]) -> list[str]:
-    return [_FLAG_LABEL.get(flag, flag) for flag in dict.fromkeys(flags)]
-
-
-def _mark(flags: Sequence[str]) -> str:
-    return " · ".join(f"⚠ {flag}" for flag in _labels(flags))
-
-
-def _flags_of(groups: Iterable[Group]) -> list[str]:
-    return list(dict.fromkeys(flag for group in groups for flag in group.flags))
-
-
-def _file_stem(task: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("._") or "task"
-
-
-def _short(config: str) -> str:
-    return config.removeprefix("sha256:")[:8] or "?"
-
-
-def _data_cell(group: Group) -> str:
-    text = group.kind if group.kind == "real" else f"**{group.kind}**"
-    text += ", **smoke**" if group.smoke else ""
-    text += ", **earlier config**" if selection.EARLIER in group.flags else ""
-    return text
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -277,51 +213,28 @@ class ReportOutput:
     index: Path
     figures: dict[str, str]
     verdicts: dict[tuple[str, str], str]  # (task, group label) -> verdict text, for every tssl group
+    headings: dict[str, str] = field(default_factory=dict)  # figure file -> the text drawn on top of it
 
 
 def write_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks: dict[str, dict] | None = None,
-                 bench_records: Sequence[dict] = ()) -> Path:
+                 bench_records: Sequence[dict] = (), caveat: str = "") -> Path:
     """Write ``out_dir/index.md`` and its PNG figures for ``suite`` from ``records``; return the index path.
 
     ``suite_tasks`` maps task name -> {"paper": {...} | None, "tolerance": points, "description": str,
-    "config": the seed-free task config hash, "run_config": the task's config, "seeds": the suite file's seeds};
+    "config": the seed-free task config hash, "run_config": the task's config, "seeds": the suite file's seeds,
+    "sweep": {"task": base task, "values": {key: value}} for a point of a sweep, else None or absent};
     it says which configuration is current and what the paper reports. Without it, each task's latest
     configuration is current, and the records' own ``paper`` and a tolerance of :data:`DEFAULT_TOLERANCE` are
     used (and the report says so). ``bench_records`` (``tssl bench``'s store) add each task's network's step
-    time measured alone.
+    time measured alone. ``caveat`` (say, "trained 30 of the paper's 100 epochs"), when given, is stated in bold
+    at the top of the index and on every figure.
     """
-    return build_report(suite, records, out_dir, suite_tasks=suite_tasks, bench_records=bench_records).index
-
-
-class _Document:
-    """The index being written: lines, and numbered tables and figures."""
-
-    def __init__(self, figures: FigureWriter) -> None:
-        self.lines: list[str] = []
-        self.figures = figures
-        self.tables = 0
-        self.figure_count = 0
-
-    def add(self, *lines: str) -> None:
-        self.lines.extend(lines)
-
-    def table(self, title: str, flags: Sequence[str], header: Sequence[str], rows: Sequence[Sequence[str]],
-              note: str = "") -> None:
-        self.tables += 1
-        caption = f"**Table {self.tables} — {title}**" + (f" — **{_mark(flags)}**" if flags else "")
-        self.add(caption, "", *_table(header, rows), "")
-        if note:
-            self.add(note, "")
-
-    def figure(self, name: str, title: str, flags: Sequence[str], figure, note: str = "") -> None:
-        self.figure_count += 1
-        full = self.figures.save(figure, name, title, _labels(flags))
-        caption = f"*Figure {self.figure_count} — {_md(full)}*" + (f" {note}" if note else "")
-        self.add(f"![Figure {self.figure_count} — {_md(full)}]({name})", "", caption, "")
+    return build_report(suite, records, out_dir, suite_tasks=suite_tasks, bench_records=bench_records,
+                        caveat=caveat).index
 
 
 def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks: dict[str, dict] | None = None,
-                 bench_records: Sequence[dict] = ()) -> ReportOutput:
+                 bench_records: Sequence[dict] = (), caveat: str = "") -> ReportOutput:
     """As :func:`write_report`, returning the figure titles and verdicts as well (for tests and tools)."""
     out_dir = Path(out_dir)
     standing = _standing_records(suite, records)
@@ -335,18 +248,19 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
     failed = [r for r in records if r["status"] == "failed"]
     out_dir.mkdir(parents=True, exist_ok=True)
     document = _Document(FigureWriter(out_dir, [_series_label(g) for g in sorted(
-        groups, key=lambda g: selection.method_key(g.method))]))
-    _header(document, suite, standing, groups, references, suite_tasks)
+        groups, key=lambda g: selection.method_key(g.method))], caveat=caveat))
+    _header(document, suite, standing, groups, references, suite_tasks, caveat)
     verdicts = _accuracy_section(document, groups, references)
     _configurations_section(document, groups, references)
     _latency_section(document, groups, references)
     _curves_section(document, groups, references)
     _throughput_section(document, groups, ok, suite_tasks, bench_records)
-    has_efficiency = _efficiency_section(document, groups, ok)
-    _failed_section(document, failed, number=7 if has_efficiency else 6)
+    number = 7 if _efficiency_section(document, groups, ok) else 6
+    number += sweeps_section(document, groups, suite_tasks, number)  # only when the suite has sweeps
+    _failed_section(document, failed, number=number)
     index = out_dir / "index.md"
     index.write_text("\n".join(document.lines).rstrip("\n") + "\n", encoding="utf-8")
-    return ReportOutput(index, dict(document.figures.titles), verdicts)
+    return ReportOutput(index, dict(document.figures.titles), verdicts, dict(document.figures.headings))
 
 
 @dataclass(frozen=True)
@@ -378,12 +292,14 @@ def _standing_records(suite: str, records: list[dict]) -> _Standing:
 
 
 def _header(document: _Document, suite: str, standing: _Standing, groups: Sequence[Group],
-            references: Mapping[str, TaskReference], suite_tasks: dict[str, dict] | None) -> None:
-    """The title, the banner of flagged runs, what the report was made from, and the tasks."""
+            references: Mapping[str, TaskReference], suite_tasks: dict[str, dict] | None, caveat: str = "") -> None:
+    """The title, the caveat, the banner of flagged runs, what the report was made from, and the tasks."""
     records, replaced = standing.records, standing.replaced
     ok = [r for r in records if r["status"] == "ok"]
     failed = [r for r in records if r["status"] == "failed"]
     document.add(f"# Reproducibility report: suite `{suite}`", "")
+    if caveat:
+        document.add(f"**⚠ Caveat: {_md(caveat)}**", "")
     document.add(*_banner(groups))
     generated = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     document.add(f"- Generated: {generated}", f"- Runs: {len(ok)} ok, {len(failed)} failed ({len(records)} standing "
@@ -672,16 +588,6 @@ def _comparison_rows(groups: Sequence[Group], references: Mapping[str, TaskRefer
     return rows
 
 
-def _series_flag(group: Group) -> str:
-    return ", ".join(group.flags)
-
-
-def _series_label(group: Group) -> str:
-    """A group's name in a figure: the flags are drawn apart (``flagged``), so the name leaves them out."""
-    label = group.method + (f" ({group.recipe})" if group.recipe and group.recipe != "matched" else "")
-    return label + (f" [config {_short(group.config)}]" if group.current is False else "")
-
-
 def _accuracy_panel(task: str, groups: Sequence[Group], ref: TaskReference) -> AccuracyPanel:
     metric = ref.metric
     series = [AccuracySeries(_series_label(g), g.values(metric), g.seeds, _series_flag(g)) for g in groups
@@ -689,12 +595,6 @@ def _accuracy_panel(task: str, groups: Sequence[Group], ref: TaskReference) -> A
     classes = _classes(groups)
     return AccuracyPanel(task, metric, f"{METRIC_TEXT[metric]} (%)", ref.paper_mark,
                          100.0 / classes if classes else None, series)
-
-
-def _classes(groups: Sequence[Group]) -> int | None:
-    names = {str((r.get("data") or {}).get("name")) for g in groups for r in g.records}
-    counts = {DATASET_CLASSES.get(name) for name in names}
-    return counts.pop() if len(counts) == 1 else None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -837,11 +737,6 @@ _EFFICIENCY_COLUMNS = (("synops_total", ".4g"), ("macs", ".4g"), ("acs", ".4g"),
                        ("energy_joules", ".4g"), ("firing_rate", ".4f"), ("spikes_per_sample", ".4g"),
                        ("activation_sparsity", ".4f"), ("parameter_count", ".0f"), ("footprint_bytes", ".0f"),
                        ("connection_sparsity", ".4f"))
-
-
-def _efficiency_of(record: dict) -> dict:
-    efficiency = record.get("efficiency")
-    return efficiency if isinstance(efficiency, dict) else {}
 
 
 def _measured(group: Group) -> list[dict]:

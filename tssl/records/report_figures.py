@@ -42,12 +42,20 @@ __all__ = [
     "FigureWriter",
     "LatencySeries",
     "PaperMark",
+    "ParetoPanel",
+    "ParetoPoint",
+    "SweepAxis",
+    "SweepSeries",
+    "SweepValues",
     "ThroughputSeries",
     "accuracy_figure",
     "curves_figure",
     "efficiency_figure",
     "flag_text",
     "latency_figure",
+    "sweep_accuracy_figure",
+    "sweep_latency_figure",
+    "sweep_pareto_figure",
     "throughput_figure",
 ]
 
@@ -139,11 +147,14 @@ def flag_text(flags: Sequence[str]) -> str:
 
 
 class FigureWriter:
-    """Makes and saves the figures of one report: a colour per series label, the title of every saved file."""
+    """Makes and saves the figures of one report: a colour per series label, the title of every saved file, and
+    the report's ``caveat`` (say, "trained 30 of the paper's 100 epochs") drawn on every figure it saves."""
 
-    def __init__(self, out_dir: Path, labels: Sequence[str] = ()) -> None:
+    def __init__(self, out_dir: Path, labels: Sequence[str] = (), caveat: str = "") -> None:
         self.out_dir = Path(out_dir)
+        self.caveat = caveat
         self.titles: dict[str, str] = {}
+        self.headings: dict[str, str] = {}  # file name -> the heading text drawn on it (title, flags, caveat)
         self.colors: dict[str, tuple[float, ...]] = {}
         for label in labels:
             self.color(label)
@@ -163,17 +174,24 @@ class FigureWriter:
         return figure, axes
 
     def save(self, figure: Figure, name: str, title: str, flags: Sequence[str]) -> str:
-        """Save ``figure`` as ``name`` with ``title`` (and the data flags, in red) on top; return the caption."""
+        """Save ``figure`` as ``name`` with ``title``, the data flags and the report's caveat on top (in red when
+        there is either); return the caption. Every figure of a report passes here, so none can miss them."""
         width_chars = int(figure.get_figwidth() * 72 / (12 * 0.62))  # what fits at 12 pt bold
+        lines = [textwrap.fill(title, width_chars)]
         if flags:
-            marks = textwrap.fill(flag_text(flags), width_chars)
-            figure.suptitle(f"{title}\n{marks}", fontsize=12, fontweight="bold", color=WARN_COLOR)
+            lines.append(textwrap.fill(flag_text(flags), width_chars))
+        if self.caveat:
+            lines.append(textwrap.fill(f"⚠ {self.caveat}", width_chars))
+        heading = "\n".join(lines)
+        if flags or self.caveat:
+            figure.suptitle(heading, fontsize=12, fontweight="bold", color=WARN_COLOR)
         else:
-            figure.suptitle(textwrap.fill(title, width_chars), fontsize=12, fontweight="bold")
+            figure.suptitle(heading, fontsize=12, fontweight="bold")
         caption = f"{title} — {flag_text(flags)}" if flags else title
         self.out_dir.mkdir(parents=True, exist_ok=True)
         figure.savefig(self.out_dir / name, dpi=DPI, metadata={"Software": None})
         self.titles[name] = caption
+        self.headings[name] = heading
         return caption
 
 
@@ -428,6 +446,23 @@ def latency_figure(writer: FigureWriter, task: str, series: Sequence[LatencySeri
     95 % t-band (none for one run), the chance level and the paper's value."""
     figure, axes = writer.new(6.8, 5.0)
     axis = axes[0, 0]
+    extent, max_t = _latency_lines(writer, axis, series)
+    if chance is not None and math.isfinite(chance):
+        axis.axhline(chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.4, gid="chance",
+                     label=f"chance level (100 / classes = {chance:g} %)")
+        extent.append(chance)
+    if paper is not None:
+        axis.axhline(paper.value, color=PAPER_COLOR, linestyle="--", linewidth=1.2, gid="paper",
+                     label=f"{paper.label}, all {max_t} steps: {paper.value:.2f} %")
+        extent.append(paper.value)
+    _latency_axes(axis, extent, max_t)
+    _figure_legend(figure, axis, ncols=2)
+    return figure
+
+
+def _latency_lines(writer: FigureWriter, axis: Axes, series: Sequence[LatencySeries]) -> tuple[list[float], int]:
+    """Each series' mean curve over runs with its 95 % t-band (none for one run), n in its legend name; return
+    the accuracies the y range must show and the largest t drawn."""
     extent: list[float] = []
     max_t = 1
     for entry in series:
@@ -445,14 +480,10 @@ def latency_figure(writer: FigureWriter, task: str, series: Sequence[LatencySeri
             band.set_gid(f"band:{entry.label}")
             extent += [*low[np.isfinite(low)], *high[np.isfinite(high)]]
         extent += mean[np.isfinite(mean)].tolist()
-    if chance is not None and math.isfinite(chance):
-        axis.axhline(chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.4, gid="chance",
-                     label=f"chance level (100 / classes = {chance:g} %)")
-        extent.append(chance)
-    if paper is not None:
-        axis.axhline(paper.value, color=PAPER_COLOR, linestyle="--", linewidth=1.2, gid="paper",
-                     label=f"{paper.label}, all {max_t} steps: {paper.value:.2f} %")
-        extent.append(paper.value)
+    return extent, max_t
+
+
+def _latency_axes(axis: Axes, extent: Sequence[float], max_t: int) -> None:
     axis.set_xlabel("time steps t used at inference")
     axis.set_ylabel("test accuracy (%)")
     axis.set_xlim(0.7, max_t + 0.3)
@@ -461,8 +492,6 @@ def latency_figure(writer: FigureWriter, task: str, series: Sequence[LatencySeri
         low, high = _padded_range(extent, min_span=5.0, margin=0.06)
         axis.set_ylim(max(low, 0.0), min(high, 102.0))
     _style(axis)
-    _figure_legend(figure, axis, ncols=2)
-    return figure
 
 
 def _mean_curve(axis: Axes, x: np.ndarray, mean: np.ndarray, series: LatencySeries | CurveSeries, color,
@@ -671,3 +700,185 @@ def _throughput_panel(writer: FigureWriter, axis: Axes, series: Sequence[Through
     axis.set_ylabel(label)
     _style(axis)
     axis.grid(False, axis="x")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sweeps: one task trained at several values of one setting
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    """The swept setting as an x axis: numeric values on a numeric axis (``positions`` are the values), other
+    values evenly spaced (``positions`` are 0, 1, ...); either way the ticks are exactly the swept values."""
+
+    label: str  # e.g. "time steps T (training and test)"
+    positions: list[float]
+    ticks: list[str]
+    numeric: bool = True  # False: the values have no order, so means are not joined by a line
+
+
+@dataclass(frozen=True)
+class SweepValues:
+    """One series at one swept value: the per-run final and best-epoch accuracies."""
+
+    position: float
+    final: list[float]
+    best: list[float]
+
+
+@dataclass(frozen=True)
+class SweepSeries:
+    label: str
+    points: list[SweepValues]
+    flagged: str = ""
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One series at one swept value, means over its runs: cost (SynOps or joules per sample) and accuracy."""
+
+    label: str  # the series
+    text: str  # the swept value, e.g. "T=2"
+    cost: float
+    accuracy: float
+    flagged: str = ""
+
+
+@dataclass(frozen=True)
+class ParetoPanel:
+    cost_label: str  # the x axis, e.g. "synaptic operations per sample (log scale)"
+    points: list[ParetoPoint]
+    front: list[int]  # indices into ``points`` of the Pareto front (computed by the caller)
+
+
+_SWEEP_METRICS = (("final", "final-epoch test accuracy (%)"), ("best", "best test accuracy over epochs (%)"))
+
+
+def sweep_accuracy_figure(writer: FigureWriter, sweep_axis: SweepAxis, series: Sequence[SweepSeries]) -> Figure:
+    """Accuracy against the swept value, final-epoch (left) and best-epoch (right): each series' mean joined by a
+    line, its 95 % t-interval where n >= 2, every run as a small dot and n written at each point."""
+    if not series:
+        raise ValueError("a sweep figure needs at least one series")
+    figure, axes = writer.new(11.5, 5.0, ncols=2)
+    offsets = _sweep_offsets(len(series), sweep_axis)
+    for axis, (metric, label) in zip(axes[0], _SWEEP_METRICS, strict=True):
+        extent = [value for entry, offset in zip(series, offsets, strict=True)
+                  for value in _sweep_series(writer, axis, entry, metric, offset, 0.4 * _sweep_step(sweep_axis),
+                                             joined=sweep_axis.numeric)]
+        _sweep_ticks(axis, sweep_axis)
+        if extent:
+            axis.set_ylim(*_accuracy_range(extent))
+        axis.set_ylabel(label)
+        axis.set_title(f"{label.removesuffix(' (%)')} against {sweep_axis.label}", fontsize=10)
+        _plain_numbers(axis)
+        _style(axis)
+    _figure_legend(figure, axes[0, 0], ncols=3)
+    return figure
+
+
+def _sweep_offsets(count: int, sweep_axis: SweepAxis) -> list[float]:
+    """Small horizontal shifts per series, so that the intervals of different series at one value stay apart."""
+    return [(i - (count - 1) / 2) * _sweep_step(sweep_axis) for i in range(count)]
+
+
+def _sweep_step(sweep_axis: SweepAxis) -> float:
+    span = max(sweep_axis.positions) - min(sweep_axis.positions) if sweep_axis.positions else 0.0
+    return 0.016 * span if span > 0 else 0.08
+
+
+def _sweep_series(writer: FigureWriter, axis: Axes, series: SweepSeries, metric: str, offset: float,
+                  seed_shift: float, joined: bool = True) -> list[float]:
+    """Draw one series on one panel, its runs' dots ``seed_shift`` to the right of its mean so that the mean's
+    marker does not hide them; return the accuracies the y range must show."""
+    color, face = writer.color(series.label), "white" if series.flagged else writer.color(series.label)
+    xs, means, extent = [], [], []
+    for point in series.points:
+        values = _finite(getattr(point, metric))
+        if values.size == 0:
+            continue
+        x, mean = point.position + offset, float(values.mean())
+        interval = t_interval(values, level=CI_LEVEL)
+        if interval is not None:
+            axis.errorbar(x, mean, yerr=[[mean - interval[0]], [interval[1] - mean]], fmt="none", color=color,
+                          capsize=4, elinewidth=1.3, zorder=3)
+            extent += list(interval)
+        axis.plot(np.full(values.size, x + seed_shift), values, "o", markersize=3, color=color, markerfacecolor=face,
+                  alpha=0.7, linestyle="none", zorder=2, gid=f"seeds:{series.label}")
+        axis.annotate(f"n={values.size}", (x, mean), xytext=(5, 4), textcoords="offset points", fontsize=7,
+                      color=color)
+        xs.append(x)
+        means.append(mean)
+        extent += [*values.tolist(), mean]
+    if xs:
+        (line,) = axis.plot(xs, means, marker="o", markersize=6, linewidth=1.6, color=color, markerfacecolor=face,
+                            linestyle=("--" if series.flagged else "-") if joined else "none", zorder=4,
+                            label=_series_name(series.label, series.flagged))
+        line.set_gid(f"mean:{series.label}")
+    return extent
+
+
+def _sweep_ticks(axis: Axes, sweep_axis: SweepAxis) -> None:
+    axis.set_xticks(sweep_axis.positions, sweep_axis.ticks)
+    axis.xaxis.set_minor_locator(NullLocator())
+    span = max(sweep_axis.positions) - min(sweep_axis.positions) if sweep_axis.positions else 0.0
+    pad = 0.08 * span if span > 0 else 0.5
+    axis.set_xlim(min(sweep_axis.positions) - pad, max(sweep_axis.positions) + pad)
+    axis.set_xlabel(sweep_axis.label)
+
+
+def sweep_latency_figure(writer: FigureWriter, panels: Sequence[tuple[str, Sequence[LatencySeries]]],
+                         chance: float | None) -> Figure:
+    """One panel per swept value (its title): accuracy against the time steps t used at inference of the networks
+    trained at that value, each series' mean over runs with its 95 % t-band; the y axis shared by all panels."""
+    if not panels:
+        raise ValueError("a sweep latency figure needs at least one panel")
+    cols, rows = _grid(len(panels), max_cols=4)
+    figure, axes = writer.new(3.9 * cols, 3.8 * rows + 0.4, cols, rows)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    extent: list[float] = [] if chance is None or not math.isfinite(chance) else [chance]
+    drawn = []
+    for axis, (title, series) in zip(axes.flat, panels, strict=False):
+        panel_extent, max_t = _latency_lines(writer, axis, series)
+        extent += panel_extent
+        drawn.append((axis, max_t))
+        axis.set_title(title, fontsize=10)
+    for axis, max_t in drawn:
+        if chance is not None and math.isfinite(chance):
+            axis.axhline(chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.2, gid="chance")
+        _latency_axes(axis, extent, max_t)
+        _flag_legend(axis.legend(fontsize=7, loc="lower right", frameon=False))
+    return figure
+
+
+def sweep_pareto_figure(writer: FigureWriter, panels: Sequence[ParetoPanel]) -> Figure:
+    """Accuracy against cost, one panel per cost measure on a log axis: every (series, swept value) as a point
+    labelled with its value, and the Pareto front (``panel.front``: the points no other point dominates) as a
+    step line through its points."""
+    if not panels:
+        raise ValueError("a Pareto figure needs at least one panel")
+    figure, axes = writer.new(5.6 * len(panels), 5.0, ncols=len(panels))
+    for axis, panel in zip(axes[0], panels, strict=True):
+        for point in panel.points:
+            color = writer.color(point.label)
+            axis.plot(point.cost, point.accuracy, "o", markersize=7, color=color, markeredgewidth=1.5,
+                      markerfacecolor="white" if point.flagged else color, linestyle="none",
+                      label=_series_name(point.label, point.flagged), gid=f"point:{point.label}:{point.text}")
+            axis.annotate(point.text, (point.cost, point.accuracy), xytext=(5, 3), textcoords="offset points",
+                          fontsize=7.5)
+        front = sorted((panel.points[i] for i in panel.front), key=lambda p: (p.cost, p.accuracy))
+        if front:
+            axis.step([p.cost for p in front], [p.accuracy for p in front], where="post", color="0.15",
+                      linestyle="--", linewidth=1.1, zorder=1, gid="pareto", label="Pareto front")
+        _log_synops_axis(axis, [p.cost for p in panel.points if p.cost > 0])
+        axis.set_ylim(*_accuracy_range([p.accuracy for p in panel.points] or [0.0, 100.0]))
+        axis.set_xlabel(panel.cost_label)
+        axis.set_title(f"accuracy against {panel.cost_label.removesuffix(' (log scale)')}", fontsize=10)
+        axis.set_ylabel("final-epoch test accuracy (%, mean over runs)")
+        _plain_numbers(axis)
+        _style(axis)
+        handles, labels = axis.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))  # one entry per series, not per point
+        _flag_legend(axis.legend(unique.values(), unique.keys(), fontsize=7.5, loc="upper center",
+                                 bbox_to_anchor=(0.5, -0.16), frameon=False, ncols=2))
+    return figure
