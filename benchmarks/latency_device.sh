@@ -5,7 +5,7 @@
 # results/latency.jsonl); an unfinished run's last checkpoint is packed into $OUT so it can be resumed elsewhere
 # (`tssl run latency` picks a checkpoint up from runs/latency/<run id>/).
 #
-#   JOBS=16 DEADLINE=470 bash benchmarks/latency_device.sh    # about 8 minutes on an H200 with 16 cores
+#   JOBS=16 DEADLINE=470 [SEEDS="3 4"] bash benchmarks/latency_device.sh    # about 8 minutes on an H200 with 16 cores
 #
 # Needs the package importable and Fashion-MNIST's four .gz files in $FMNIST_SOURCE (default .fmnist/), or
 # already fetched under $TSSL_DATA. If a one-batch CUDA smoke run fails, every run goes to the CPU instead.
@@ -24,7 +24,7 @@ if ! python3 -m tssl run latency --only fmnist-mlp-steps2 "methods=[tssl,tssl-su
 fi
 echo "device $device, $jobs at once, deadline ${deadline}s, $(nproc --all) cores"
 jobs_list=()
-for steps in 10 5 3 2; do for method in tssl tssl-surrogate; do for seed in 0 1 2; do
+for steps in 10 5 3 2; do for method in tssl tssl-surrogate; do for seed in ${SEEDS:-0 1 2}; do
     jobs_list+=("fmnist-mlp-steps$steps $method $seed")
 done; done; done
 start=$(date +%s)
