@@ -9,6 +9,7 @@ sys.path), like tiny_suites.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,19 @@ def write_store(path: Path, records: Iterable[Mapping[str, Any]]) -> Path:
     for record in records:
         append_record(path, dict(record))
     return path
+
+
+def captions(markdown: str) -> list[str]:
+    """The table captions (**Table n — ...**) and figure captions (*Figure n — ...*) of a report."""
+    return [line for line in markdown.splitlines() if line.startswith(("**Table ", "*Figure "))]
+
+
+def table_after(markdown: str, caption_part: str) -> list[list[str]]:
+    """The body rows (cells stripped) of the first table whose caption holds ``caption_part``."""
+    caption = next(line for line in captions(markdown) if caption_part in line)
+    rows = []
+    for line in markdown.split(caption, 1)[1].lstrip("\n").splitlines()[2:]:
+        if not line.startswith("| "):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
+    return rows

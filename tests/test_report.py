@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from records import PAPER, current_config, seeds_of, suite_task, synthetic_record
+from records import PAPER, captions, current_config, seeds_of, suite_task, synthetic_record, table_after
 
 from tssl.records import stats
 from tssl.records.report import (
@@ -34,22 +34,6 @@ from tssl.records.report import (
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASK = "digits-cnn"
 TSSL = "tssl (matched)"  # the verdict key's group label of a faithful tssl group
-
-
-def captions(markdown: str) -> list[str]:
-    """The table captions (**Table n — ...**) and figure captions (*Figure n — ...*) of a report."""
-    return [line for line in markdown.splitlines() if line.startswith(("**Table ", "*Figure "))]
-
-
-def table_after(markdown: str, caption_part: str) -> list[list[str]]:
-    """The body rows (cells stripped) of the first table whose caption holds ``caption_part``."""
-    caption = next(line for line in captions(markdown) if caption_part in line)
-    rows = []
-    for line in markdown.split(caption, 1)[1].lstrip("\n").splitlines()[2:]:
-        if not line.startswith("| "):
-            break
-        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
-    return rows
 
 
 def rows_of(markdown: str, caption_part: str, method: str = "tssl") -> list[list[str]]:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from records import seeds_of, suite_task
+from records import captions, seeds_of, suite_task, table_after
 from scipy import stats as scipy_stats
 
 from tssl.records import stats
@@ -60,20 +60,6 @@ def sweep_records(efficiency: bool = True) -> list[dict]:
                      "energy_joules": SYNOPS_PER_STEP[method] * value * 1e-12} if efficiency else None)
         records += seeds_of(finals, task=point(value), method=method, config={"steps": value}, efficiency=measured)
     return records
-
-
-def captions(markdown: str) -> list[str]:
-    return [line for line in markdown.splitlines() if line.startswith(("**Table ", "*Figure "))]
-
-
-def table_after(markdown: str, caption_part: str) -> list[list[str]]:
-    caption = next(line for line in captions(markdown) if caption_part in line)
-    rows = []
-    for line in markdown.split(caption, 1)[1].lstrip("\n").splitlines()[2:]:
-        if not line.startswith("| "):
-            break
-        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
-    return rows
 
 
 def section(markdown: str, heading: str) -> str:

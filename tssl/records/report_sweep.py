@@ -386,7 +386,9 @@ def _efficiency_part(document: Document, sweep: Sweep, cells: Sequence[SweepCell
         return
     document.add(f"Final-epoch accuracy against cost per sample, every method at every value (means over the runs "
                  f"that measured it). Energy = E_MAC x MACs + E_AC x ACs: {ENERGY_LABEL}. A point is on the Pareto "
-                 "front when no other point has at most its cost and at least its accuracy, one of them strictly.",
+                 "front when no other point has at most its cost and at least its accuracy, one of them strictly. "
+                 "The front is drawn on the means and is not a test: two points whose accuracies differ by less "
+                 "than their intervals (the table above, the sentences) may trade places with more seeds.",
                  "")
     flags = flags_of(_unique(drawn))
     document.figure(f"{stem}-efficiency.png", f"{sweep.task}: final-epoch accuracy vs cost over {sweep.key}", flags,
