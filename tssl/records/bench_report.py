@@ -455,9 +455,12 @@ def suite_timing_rows(
                 latest[key] = record  # a later record of the same net and setting wins
                 break  # tasks sharing a network (e.g. a diagnostic variant) show it once, under the first
 
+    position = {task: number for number, task in enumerate(suite_tasks)}  # the suite file's order of tasks
+
     def order(key: tuple[str, str, str, str, str]) -> tuple:
         method = key[-1]
-        return (*key[:-1], METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+        rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+        return (position[key[0]], *key[1:-1], rank, method)
 
     rows = []
     for key in sorted(latest, key=order):

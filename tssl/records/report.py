@@ -239,17 +239,17 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
     out_dir = Path(out_dir)
     standing = _standing_records(suite, records)
     records = standing.records
-    tasks = sorted({r["task"] for r in records})
+    tasks = selection.order_tasks({r["task"] for r in records}, suite_tasks)  # the suite file's order first
     references = _references(tasks, records, suite_tasks)
     current = ({t: ref.config for t, ref in references.items() if ref.config} if suite_tasks is not None
                else selection.latest_configs(records))
-    groups = selection.group_records(records, current)
+    groups = selection.group_records(records, current, tasks)  # task by task in that order
     ok = [r for r in records if r["status"] == "ok"]
     failed = [r for r in records if r["status"] == "failed"]
     out_dir.mkdir(parents=True, exist_ok=True)
     document = _Document(FigureWriter(out_dir, [_series_label(g) for g in sorted(
         groups, key=lambda g: selection.method_key(g.method))], caveat=caveat))
-    _header(document, suite, standing, groups, references, suite_tasks, caveat)
+    _header(document, suite, standing, groups, tasks, references, suite_tasks, caveat)
     verdicts = _accuracy_section(document, groups, references)
     _configurations_section(document, groups, references)
     _latency_section(document, groups, references)
@@ -257,7 +257,7 @@ def build_report(suite: str, records: list[dict], out_dir: Path, *, suite_tasks:
     _throughput_section(document, groups, ok, suite_tasks, bench_records)
     number = 7 if _efficiency_section(document, groups, ok) else 6
     number += sweeps_section(document, groups, suite_tasks, number)  # only when the suite has sweeps
-    _failed_section(document, failed, number=number)
+    _failed_section(document, failed, tasks, number=number)
     index = out_dir / "index.md"
     index.write_text("\n".join(document.lines).rstrip("\n") + "\n", encoding="utf-8")
     return ReportOutput(index, dict(document.figures.titles), verdicts, dict(document.figures.headings))
@@ -291,7 +291,7 @@ def _standing_records(suite: str, records: list[dict]) -> _Standing:
     return _Standing([r for r in records if stands[r["run_id"]] is r], replaced, other_suites)
 
 
-def _header(document: _Document, suite: str, standing: _Standing, groups: Sequence[Group],
+def _header(document: _Document, suite: str, standing: _Standing, groups: Sequence[Group], tasks: Sequence[str],
             references: Mapping[str, TaskReference], suite_tasks: dict[str, dict] | None, caveat: str = "") -> None:
     """The title, the caveat, the banner of flagged runs, what the report was made from, and the tasks."""
     records, replaced = standing.records, standing.replaced
@@ -309,17 +309,17 @@ def _header(document: _Document, suite: str, standing: _Standing, groups: Sequen
     if standing.other_suites:
         document.add(f"- Ignored: records of other suites ({', '.join(map(_md, standing.other_suites))})")
     document.add(*_provenance_lines(ok + failed), *_seed_lines(groups, references), "")
-    document.add(*_task_lines(sorted({r["task"] for r in records}), references, suite_tasks))
+    document.add(*_task_lines(tasks, references, suite_tasks))
 
 
-def _failed_section(document: _Document, failed: Sequence[dict], number: int) -> None:
+def _failed_section(document: _Document, failed: Sequence[dict], tasks: Sequence[str], number: int) -> None:
     document.add(f"## {number}. Failed runs", "")
     if not failed:
         document.add("None.", "")
         return
     document.add("These runs failed; they enter no number in this report.", "")
     document.table("failed runs", [], ["task", "method", "recipe", "seed", "run_id", "failure", "error"],
-                   _failed_rows(failed))
+                   _failed_rows(failed, tasks))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -435,7 +435,7 @@ def _task_lines(tasks: Sequence[str], references: Mapping[str, TaskReference],
         if ref.config:
             text += f"; current config `{_short(ref.config)}`"
         lines.append(text)
-    missing = sorted(set(suite_tasks or ()) - set(tasks))
+    missing = [task for task in suite_tasks or () if task not in tasks]  # in the suite file's order
     if missing:
         lines.append(f"- No records yet for: {', '.join(_md(t) for t in missing)}")
     lines += [f"- Note: {_md(note)}" for task in tasks for note in references[task].notes]
@@ -502,7 +502,7 @@ def _accuracy_section(document: _Document, groups: Sequence[Group],
         "it is selected on the test set and biased upwards. The unbiased final-epoch numbers and the "
         "test-selection gap (best - final) are always shown beside it.", "")
     rows = []
-    for task in sorted({g.task for g in groups}):
+    for task in selection.tasks_of(groups):
         ref = references[task]
         tssl_groups = [g for g in groups if g.task == task and g.method == "tssl"]
         for group in tssl_groups:
@@ -532,7 +532,7 @@ def _accuracy_section(document: _Document, groups: Sequence[Group],
                        "Δ with its 95 % Welch interval and two-sided Welch test; a difference whose interval holds 0 "
                        "is not shown to exist at these n. Runs from different commits are compared as they are.")
     panels = [_accuracy_panel(task, [g for g in groups if g.task == task], references[task])
-              for task in sorted({g.task for g in groups})]
+              for task in selection.tasks_of(groups)]
     metrics = sorted({p.metric for p in panels})
     document.figure("accuracy.png", "Test accuracy per seed, mean and 95 % CI, against the paper",
                     _flags_of(groups), accuracy_figure(document.figures, panels),
@@ -567,7 +567,7 @@ def _export_lines(records: Sequence[dict]) -> list[str]:
 
 def _comparison_rows(groups: Sequence[Group], references: Mapping[str, TaskReference]) -> list[list[str]]:
     rows = []
-    for task in sorted({g.task for g in groups}):
+    for task in selection.tasks_of(groups):
         base = selection.faithful_group(groups, task, "tssl")
         if base is None:
             continue
@@ -639,7 +639,7 @@ def _configurations_section(document: _Document, groups: Sequence[Group],
 
 def _latency_section(document: _Document, groups: Sequence[Group], references: Mapping[str, TaskReference]) -> None:
     document.add("## 3. Latency: accuracy vs time steps at inference", "")
-    tasks = sorted({g.task for g in groups if any(r.get("latency") for r in g.records)})
+    tasks = selection.tasks_of(g for g in groups if any(r.get("latency") for r in g.records))
     if not tasks:
         document.add("No latency data in the successful runs.", "")
         return
@@ -658,7 +658,7 @@ def _latency_section(document: _Document, groups: Sequence[Group], references: M
 
 def _curves_section(document: _Document, groups: Sequence[Group], references: Mapping[str, TaskReference]) -> None:
     document.add("## 4. Training curves", "")
-    tasks = sorted({g.task for g in groups if any(r.get("history") for r in g.records)})
+    tasks = selection.tasks_of(g for g in groups if any(r.get("history") for r in g.records))
     if not tasks:
         document.add("No per-epoch history in the successful runs.", "")
         return
@@ -782,9 +782,11 @@ def _efficiency_section(document: _Document, groups: Sequence[Group], ok: Sequen
     return True
 
 
-def _failed_rows(failed: Sequence[dict]) -> list[list[str]]:
+def _failed_rows(failed: Sequence[dict], tasks: Sequence[str]) -> list[list[str]]:
+    rank = {task: position for position, task in enumerate(selection.order_tasks({r["task"] for r in failed}, tasks))}
+
     def key(record: dict) -> tuple:
-        return (record["task"], selection.method_key(record["method"]), str(record.get("recipe") or ""),
+        return (rank[record["task"]], selection.method_key(record["method"]), str(record.get("recipe") or ""),
                 int(record["seed"]), str(record["run_id"]))
 
     rows = []

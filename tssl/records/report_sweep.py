@@ -115,14 +115,14 @@ def point_name(key: str, value: Any, compact: bool = False) -> str:
 
 def find_sweeps(suite_tasks: Mapping[str, Mapping] | None) -> tuple[list[Sweep], dict[str, list[str]]]:
     """The single-key sweeps of the suite, and the base tasks of those that vary several keys (with their keys).
-    Numeric values are put in order; others keep the suite file's order."""
+    Sweeps come in the suite file's order; numeric values are put in order, others keep the suite file's order."""
     entries: dict[str, list[tuple[dict, str]]] = {}
     for name, spec in (suite_tasks or {}).items():
         sweep = (spec or {}).get("sweep")
         if isinstance(sweep, Mapping) and sweep.get("task") and isinstance(sweep.get("values"), Mapping):
             entries.setdefault(str(sweep["task"]), []).append((dict(sweep["values"]), str(name)))
     single, several = [], {}
-    for base, points in sorted(entries.items()):
+    for base, points in entries.items():
         keys = sorted({key for values, _ in points for key in values})
         if len(keys) != 1 or any(len(values) != 1 for values, _ in points):
             several[base] = keys

@@ -11,6 +11,7 @@ Torch-free.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,9 +160,38 @@ def standing(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if stands.get(r.get("run_id")) is r]
 
 
-def group_records(records: Iterable[dict[str, Any]], current_configs: Mapping[str, str] | None = None) -> list[Group]:
+# A number in a task name: an integer, a decimal or an exponent form, as a sweep writes its values (steps10,
+# lr0.0005, lr1e-05).
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+
+
+def natural_key(name: str) -> tuple:
+    """``name`` with the numbers in it compared as numbers: ``fmnist-mlp-steps2`` before ``fmnist-mlp-steps10``
+    (string order puts them the other way round)."""
+    parts = _NUMBER.split(name)  # text, number, text, number, ..., text
+    return (tuple(float(part) if position % 2 else part for position, part in enumerate(parts)), name)
+
+
+def order_tasks(tasks: Iterable[str], listed: Iterable[str] | None = None) -> list[str]:
+    """``tasks`` in the order reports show them: those ``listed`` (the suite file's tasks, a sweep's points as the
+    sweep lists them) in that order, then the others in natural order (:func:`natural_key`); without ``listed``,
+    all of them in natural order. The one place the order of tasks is decided."""
+    present = set(tasks)
+    first = [task for task in dict.fromkeys(listed or ()) if task in present]
+    return first + sorted(present.difference(first), key=natural_key)
+
+
+def tasks_of(groups: Iterable[Group]) -> list[str]:
+    """The tasks of ``groups`` in their order (that of :func:`group_records`: :func:`order_tasks`)."""
+    return list(dict.fromkeys(group.task for group in groups))
+
+
+def group_records(records: Iterable[dict[str, Any]], current_configs: Mapping[str, str] | None = None,
+                  listed_tasks: Iterable[str] | None = None) -> list[Group]:
     """Group the standing ok records. ``current_configs`` maps a task to the suite file's task config hash; a
-    group with another hash is an earlier configuration (or an override, by its deviations)."""
+    group with another hash is an earlier configuration (or an override, by its deviations). Groups come task by
+    task in :func:`order_tasks` order (``listed_tasks``: the suite file's, else natural order), then by method,
+    recipe and flags."""
     groups: dict[tuple, Group] = {}
     for record in standing(records):
         if record.get("status") != "ok":
@@ -175,7 +205,9 @@ def group_records(records: Iterable[dict[str, Any]], current_configs: Mapping[st
         groups[key].records.append(record)
     for group in groups.values():
         group.records.sort(key=lambda r: int(r["seed"]))
-    return sorted(groups.values(), key=lambda g: (g.task, method_key(g.method), g.recipe, g.current is False,
+    rank = {task: position for position, task in enumerate(order_tasks({g.task for g in groups.values()},
+                                                                       listed_tasks))}
+    return sorted(groups.values(), key=lambda g: (rank[g.task], method_key(g.method), g.recipe, g.current is False,
                                                   g.smoke, KIND_ORDER.index(g.kind) if g.kind in KIND_ORDER
                                                   else len(KIND_ORDER), g.config))
 
