@@ -192,6 +192,12 @@ def test_runs_away_from_the_suite_settings_never_count() -> None:
     assert line.n == 2 and line.seeds == [0, 1] and "n = 2" in line.reason  # only the two faithful runs
 
 
+def test_a_task_without_a_paper_number_shows_its_runs_and_no_verdict() -> None:
+    (line,) = check_against_paper(tasks(paper=None), seeds_of([96.8, 96.9, 97.0]))
+    assert line.verdict == "no paper mean" and line.n == 3 and line.seeds == [0, 1, 2]
+    assert line.mean == pytest.approx(96.9)
+
+
 def test_only_modified_runs_leave_the_task_missing() -> None:
     records = seeds_of([96.8, 96.9, 97.0], overrides={"epochs": 2})
     (line,) = check_against_paper(tasks(), records)

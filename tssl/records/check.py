@@ -22,7 +22,14 @@ from typing import Any
 
 from tssl.records import stats
 from tssl.records.schema import utc_now
-from tssl.records.selection import Group, describe_missing, faithful_group, group_records, paper_metric
+from tssl.records.selection import (
+    Group,
+    describe_missing,
+    faithful_group,
+    group_records,
+    order_tasks,
+    paper_metric,
+)
 
 REFERENCE_METRIC = "final"  # the gate compares our own runs: the unbiased final-epoch accuracy
 MIN_REFERENCE_SEEDS = 2  # Welch's test needs two seeds on each side
@@ -197,13 +204,15 @@ def check_against_paper(tasks: Mapping[str, TaskSpec], records: list[dict[str, A
     """The report's verdict for each task's faithful ``method`` group against the paper's number."""
     groups = group_records(records, {t: spec.config for t, spec in tasks.items()})
     lines = []
-    for task, spec in sorted(tasks.items()):
+    for task in order_tasks(tasks, listed=tasks):  # the suite file's order
+        spec = tasks[task]
         paper, metric = spec.paper or {}, paper_metric(spec.paper)
-        if paper.get("mean") is None:
-            lines.append(_line(task, method, spec.config, metric, (), "no paper mean",
-                               "the paper reports no mean for this task", ()))
-            continue
         group = faithful_group(groups, task, method)
+        if paper.get("mean") is None:  # nothing to judge against: the runs' own numbers, no verdict
+            values, seeds = (group.values(metric), group.seeds) if group is not None else ((), ())
+            lines.append(_line(task, method, spec.config, metric, values, "no paper mean",
+                               "the paper reports no mean for this task", seeds))
+            continue
         if group is None:
             lines.append(_line(task, method, spec.config, metric, (), MISSING, describe_missing(groups, task, method),
                                ()))
