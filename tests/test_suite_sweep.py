@@ -86,7 +86,19 @@ def test_a_task_that_does_not_sweep_keeps_its_run_id(tmp_path):
     assert Run("sw", beside.task("plain"), "tssl", 0).run_id == Run("sw", alone.task("plain"), "tssl", 0).run_id
 
 
-@pytest.mark.parametrize("store", ["digits", "fmnist"])
+def test_committed_digits_reference_has_the_suites_task_configs():
+    """results/digits.jsonl is not committed (the quickstart writes it); its reference names each task's seed-free
+    config hash, which, with the method and seed, is all a run id is made of."""
+    import json
+
+    reference = json.loads((ROOT / "results" / "reference" / "digits.json").read_text())
+    suite = load_suite(str(ROOT / "suites" / "digits.yaml"))
+    assert reference["entries"]
+    for entry in reference["entries"]:
+        assert suite.task(entry["task"]).task_config_hash() == entry["task_config_hash"]
+
+
+@pytest.mark.parametrize("store", ["fmnist", "latency"])
 def test_committed_run_ids_are_reproduced(store):
     from tssl.records.store import read_records
 
