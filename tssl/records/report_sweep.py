@@ -44,6 +44,7 @@ from tssl.records.report_text import (
     mark,
     md,
     mean_std,
+    method_label,
     num,
     series_flag,
     short,
@@ -140,7 +141,7 @@ def find_sweeps(suite_tasks: Mapping[str, Mapping] | None) -> tuple[list[Sweep],
 
 def _series_name(group: Group) -> str:
     """Method, recipe (when not TSSL-BP's) and overrides: the same at every point, unlike the config hash."""
-    label = group.method + (f" ({group.recipe})" if group.recipe and group.recipe != "matched" else "")
+    label = method_label(group)
     deviations = {key: change for r in group.records for key, change in (r.get("deviations") or {}).items()}
     overrides = ", ".join(describe_deviation(key, change) for key, change in sorted(deviations.items()))
     return label + (f" [{overrides}]" if overrides else "")

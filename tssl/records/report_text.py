@@ -42,6 +42,7 @@ __all__ = [
     "markdown_table",
     "md",
     "mean_std",
+    "method_label",
     "num",
     "series_flag",
     "series_label",
@@ -138,10 +139,14 @@ def series_flag(group: Group) -> str:
     return ", ".join(group.flags)
 
 
+def method_label(group: Group) -> str:
+    """The group's method, with its recipe when that is not the matched one."""
+    return group.method + (f" ({group.recipe})" if group.recipe and group.recipe != "matched" else "")
+
+
 def series_label(group: Group) -> str:
     """A group's name in a figure: the flags are drawn apart (``flagged``), so the name leaves them out."""
-    label = group.method + (f" ({group.recipe})" if group.recipe and group.recipe != "matched" else "")
-    return label + (f" [config {short(group.config)}]" if group.current is False else "")
+    return method_label(group) + (f" [config {short(group.config)}]" if group.current is False else "")
 
 
 def classes(groups: Sequence[Group]) -> int | None:
