@@ -63,6 +63,7 @@ NATIVE_ONLY: tuple[str, ...] = ("recompute",)
 NETWORK_KEYS: tuple[str, ...] = ("padding", "conv_weight_scale", "linear_weight_scale", "dropout", "threshold")
 # Keys a task's ``sweep`` cannot vary: they name or describe the task, pick its runs or hold the paper's numbers.
 UNSWEEPABLE: tuple[str, ...] = ("name", "description", "methods", "seeds", "paper", "tolerance", "sweep")
+# What a task or suite name may hold (a point of a sweep is named after its task).
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
@@ -89,7 +90,7 @@ class TaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     dataset: str
     # The network: an architecture string, or (``nir``) a NIR graph file, relative to the working directory,
@@ -300,7 +301,7 @@ class ClusterConfig(BaseModel):
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     # A sentence the report shows in its header and on every figure (e.g. that the epochs were cut).
     caveat: str = ""
